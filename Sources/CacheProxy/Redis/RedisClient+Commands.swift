@@ -54,9 +54,12 @@ extension RedisClient {
     }
 
     /// `PEXPIRE key ms` (`EXPIRE` semantics at millisecond precision): false when the key does not exist.
-    public func expire(_ key: String, after ttl: TimeAmount, on eventLoop: EventLoop? = nil, timeout: TimeAmount? = nil) -> EventLoopFuture<Bool> {
+    public func expire(_ key: String, after ttl: TimeAmount, on eventLoop: EventLoop? = nil, timeout: TimeAmount? = nil) -> EventLoopFuture<
+        Bool
+    > {
         let milliseconds = max(1, ttl.nanoseconds / 1_000_000)
-        return send(RedisCommand("PEXPIRE", [.string(key), .integer(milliseconds)]), on: eventLoop, timeout: timeout).flatMapThrowing { reply in
+        return send(RedisCommand("PEXPIRE", [.string(key), .integer(milliseconds)]), on: eventLoop, timeout: timeout).flatMapThrowing {
+            reply in
             guard case .integer(let set) = reply else { throw RedisClientError.unexpectedReply(to: "PEXPIRE", reply) }
             return set == 1
         }
@@ -79,7 +82,9 @@ extension RedisClient {
 
     /// `SET` from async code; see ``set(_:to:expiration:onlyIfAbsent:on:timeout:)``.
     @discardableResult
-    public func set(_ key: String, to value: ByteBuffer, expiration: TimeAmount? = nil, onlyIfAbsent: Bool = false, timeout: TimeAmount? = nil) async throws -> Bool {
+    public func set(
+        _ key: String, to value: ByteBuffer, expiration: TimeAmount? = nil, onlyIfAbsent: Bool = false, timeout: TimeAmount? = nil
+    ) async throws -> Bool {
         try await set(key, to: value, expiration: expiration, onlyIfAbsent: onlyIfAbsent, on: nil, timeout: timeout).get()
     }
 

@@ -121,7 +121,8 @@ final class RedisConnection: Sendable {
                 case .success(let channel):
                     self.channelOpened(channel, handler: handler)
                 case .failure(let error):
-                    let failure = RedisClientError.connectFailed.withDetail("could not connect to Redis at \(url.host):\(url.port): \(error)")
+                    let failure = RedisClientError.connectFailed.withDetail(
+                        "could not connect to Redis at \(url.host):\(url.port): \(error)")
                     handler.failAll(failure)
                     self.connectionEnded(handler: handler, error: failure)
                 }
@@ -144,10 +145,12 @@ final class RedisConnection: Sendable {
             guard state.handler === handler else { return }
             state.machine.connectionReady().assertNone()
             if let lostSince = state.lostSince {
-                self.logger.notice("Redis connection restored", metadata: [
-                    "redis": "\(self.configuration.url)",
-                    "unavailable_ms": "\((self.eventLoop.now - lostSince).nanoseconds / 1_000_000)",
-                ])
+                self.logger.notice(
+                    "Redis connection restored",
+                    metadata: [
+                        "redis": "\(self.configuration.url)",
+                        "unavailable_ms": "\((self.eventLoop.now - lostSince).nanoseconds / 1_000_000)",
+                    ])
                 state.lostSince = nil
             } else {
                 self.logger.debug("connected to Redis", metadata: ["redis": "\(self.configuration.url)"])
@@ -164,9 +167,11 @@ final class RedisConnection: Sendable {
         if case .shutDown = state.machine.state { return }
         if state.lostSince == nil {
             state.lostSince = self.eventLoop.now
-            logger.warning("Redis unavailable; retrying with backoff", metadata: [
-                "redis": "\(configuration.url)", "error": "\(error.detail)",
-            ])
+            logger.warning(
+                "Redis unavailable; retrying with backoff",
+                metadata: [
+                    "redis": "\(configuration.url)", "error": "\(error.detail)",
+                ])
         } else {
             logger.debug("Redis reconnect failed", metadata: ["redis": "\(configuration.url)", "error": "\(error.detail)"])
         }

@@ -268,7 +268,9 @@ final class RedisConnectionHandler: ChannelInboundHandler {
         if let oldest = pending.first, oldest.promise == nil, oldest.kind == .command {
             let stallDeadline = oldest.deadline + stallTimeout
             if stallDeadline <= now {
-                close(with: .connectionStalled.withDetail("Redis at \(endpoint) has not answered for \(stallTimeout) past a command's deadline"))
+                close(
+                    with: .connectionStalled.withDetail(
+                        "Redis at \(endpoint) has not answered for \(stallTimeout) past a command's deadline"))
                 for promise in expired { promise.fail(RedisClientError.timeout) }
                 return
             }

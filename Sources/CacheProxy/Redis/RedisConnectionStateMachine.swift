@@ -5,9 +5,9 @@ import NIOCore
 ///
 /// ```
 /// idle ──command──▶ connecting ──ready──▶ connected ──closed──▶ connecting (at once)
-///                      │  ▲                                 
-///                failed│  │backoff elapsed                  
-///                      ▼  │                                 
+///                      │  ▲
+///                failed│  │backoff elapsed
+///                      ▼  │
 ///                 waitingToReconnect (commands fail fast with the last error)
 /// ```
 struct RedisConnectionStateMachine {

@@ -13,7 +13,10 @@ import Testing
         .error(RedisServerError(message: "WRONGTYPE Operation against a key holding the wrong kind of value")),
         .integer(42), .integer(-7),
         .bulkString(ByteBuffer(string: "hello")), .bulkString(ByteBuffer()), .null, .null, .array([]),
-        .array([.bulkString(ByteBuffer(string: "a")), .integer(1), .array([.simpleString("x"), .error(RedisServerError(message: "ERR inner"))])]),
+        .array([
+            .bulkString(ByteBuffer(string: "a")), .integer(1),
+            .array([.simpleString("x"), .error(RedisServerError(message: "ERR inner"))]),
+        ]),
     ]
 
     private func decodeAll(_ chunks: [ByteBuffer]) throws -> [RedisValue] {

@@ -45,7 +45,9 @@ import Testing
                 #expect(try await redis.get("k") == nil)
                 let list = try await redis.send(RedisCommand("RPUSH", ["l", "a", "b"]))
                 #expect(list == .integer(2))
-                #expect(try await redis.send(RedisCommand("LRANGE", ["l", 0, -1])) == .array([.bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "b"))]))
+                #expect(
+                    try await redis.send(RedisCommand("LRANGE", ["l", 0, -1]))
+                        == .array([.bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "b"))]))
             }
         }
     }

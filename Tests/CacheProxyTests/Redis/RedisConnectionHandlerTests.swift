@@ -14,7 +14,9 @@ import Testing
         return (channel, handler)
     }
 
-    private func send(_ handler: RedisConnectionHandler, _ channel: EmbeddedChannel, _ command: RedisCommand, timeout: TimeAmount = .seconds(1))
+    private func send(
+        _ handler: RedisConnectionHandler, _ channel: EmbeddedChannel, _ command: RedisCommand, timeout: TimeAmount = .seconds(1)
+    )
         -> EventLoopFuture<RedisValue>
     {
         let promise = channel.eventLoop.makePromise(of: RedisValue.self)
