@@ -1,0 +1,305 @@
+import Foundation
+import NIOCore
+import Yams
+
+extension ProxyConfiguration {
+    /// Reads and validates a YAML config file. Throws ``ConfigError`` naming the file, the
+    /// line, the key and what is wrong; unknown keys are errors, not ignored.
+    public static func load(path: String) throws(ConfigError) -> ProxyConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, key: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    /// Validates YAML text; `file` is used in error messages.
+    public static func parse(yaml: String, file: String) throws(ConfigError) -> ProxyConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: error.line, key: "", message: "not valid YAML: \(error.problem)")
+        } catch {
+            throw ConfigError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
+        }
+        guard let root else {
+            throw ConfigError(file: file, line: nil, key: "", message: "the file is empty")
+        }
+        return try ConfigReader(file: file).configuration(root)
+    }
+}
+
+extension YamlError {
+    fileprivate var line: Int? {
+        switch self {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    fileprivate var problem: String {
+        switch self {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
+        default: return "\(self)"
+        }
+    }
+}
+
+/// Walks the YAML node tree, validating as it goes; every error carries the node's line.
+private struct ConfigReader {
+    let file: String
+
+    static let cacheableMethods: Set<String> = ["GET", "HEAD", "POST"]
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+
+    func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: node?.mark?.line, key: key, message: message)
+    }
+
+    /// The pairs of a mapping, rejecting unknown and duplicate keys.
+    func mapping(_ node: Node, _ key: String, allowed: [String]) throws(ConfigError) -> [String: Node] {
+        guard case .mapping(let mapping) = node else {
+            throw fail(node, key, "expected a mapping of keys (\(allowed.joined(separator: ", ")))")
+        }
+        var result: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else { throw fail(keyNode, key, "keys must be plain words") }
+            let name = scalar.string
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            guard allowed.contains(name) else {
+                let hint = Self.closest(name, in: allowed).map { " (did you mean \"\($0)\"?)" } ?? ""
+                throw fail(keyNode, path, "unknown key\(hint); allowed here: \(allowed.joined(separator: ", "))")
+            }
+            guard result[name] == nil else { throw fail(keyNode, path, "given twice") }
+            result[name] = value
+        }
+        return result
+    }
+
+    func string(_ node: Node, _ key: String) throws(ConfigError) -> String {
+        guard case .scalar(let scalar) = node, !(scalar.tag.name == .null && scalar.style == .plain && scalar.string.isEmpty) else {
+            throw fail(node, key, "expected a single value")
+        }
+        return scalar.string
+    }
+
+    func duration(_ node: Node, _ key: String, allowZero: Bool = false) throws(ConfigError) -> TimeAmount {
+        let text = try string(node, key)
+        guard let value = DurationParser.parse(text) else {
+            throw fail(node, key, "bad duration \"\(text)\" (use e.g. 30s, 500ms, 5m, or a number of seconds)")
+        }
+        guard allowZero || value > .zero else { throw fail(node, key, "must be greater than zero") }
+        return value
+    }
+
+    func integer(_ node: Node, _ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let text = try string(node, key)
+        guard let value = Int(text.replacingOccurrences(of: "_", with: "")), range.contains(value) else {
+            throw fail(node, key, "expected a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
+        }
+        return value
+    }
+
+    func bool(_ node: Node, _ key: String) throws(ConfigError) -> Bool {
+        switch try string(node, key).lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw fail(node, key, "expected true or false, got \"\(other)\"")
+        }
+    }
+
+    func list(_ node: Node, _ key: String) throws(ConfigError) -> [(Node, String)] {
+        guard case .sequence(let sequence) = node else { throw fail(node, key, "expected a list, e.g. [a, b]") }
+        var items: [(Node, String)] = []
+        for (index, item) in sequence.enumerated() {
+            items.append((item, "\(key)[\(index)]"))
+        }
+        return items
+    }
+
+    func configuration(_ root: Node) throws(ConfigError) -> ProxyConfiguration {
+        let top = try mapping(
+            root, "", allowed: ["listen", "upstream", "upstream_timeout", "preserve_host", "redis", "defaults", "routes"])
+        guard let listenNode = top["listen"] else { throw fail(root, "listen", "required (e.g. listen: 127.0.0.1:8080)") }
+        guard let upstreamNode = top["upstream"] else { throw fail(root, "upstream", "required (e.g. upstream: http://127.0.0.1:7000)") }
+        guard let redisNode = top["redis"] else { throw fail(root, "redis", "required (at least redis.url)") }
+
+        let listen = try hostAndPort(listenNode, "listen")
+        let upstream = try upstreamURL(upstreamNode, "upstream")
+        let upstreamTimeout = try top["upstream_timeout"].map { node throws(ConfigError) in try duration(node, "upstream_timeout") } ?? .seconds(30)
+        let preserveHost = try top["preserve_host"].map { node throws(ConfigError) in try bool(node, "preserve_host") } ?? true
+        let redis = try redisSettings(redisNode)
+        let defaults = try top["defaults"].map { node throws(ConfigError) in try routeDefaults(node) } ?? RouteDefaults()
+        var routes: [Route] = []
+        if let routesNode = top["routes"] {
+            for (node, key) in try list(routesNode, "routes") {
+                routes.append(try route(node, key, defaults: defaults))
+            }
+        }
+        return ProxyConfiguration(
+            listen: listen, upstream: upstream, upstreamTimeout: upstreamTimeout, preserveHost: preserveHost,
+            redis: redis, defaults: defaults, routes: routes)
+    }
+
+    func hostAndPort(_ node: Node, _ key: String) throws(ConfigError) -> HostAndPort {
+        let text = try string(node, key)
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") {
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            throw fail(node, key, "expected host:port (e.g. 127.0.0.1:8080), got \"\(text)\"")
+        }
+        guard !host.isEmpty else { throw fail(node, key, "the host is missing in \"\(text)\"") }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw fail(node, key, "port \"\(portText)\" is not a number from 0 to 65535")
+        }
+        return HostAndPort(host: String(host), port: port)
+    }
+
+    func upstreamURL(_ node: Node, _ key: String) throws(ConfigError) -> UpstreamURL {
+        let text = try string(node, key)
+        if text.hasPrefix("https://") {
+            throw fail(node, key, "bad URL \"\(text)\": https upstreams are not supported yet; use http://")
+        }
+        guard text.hasPrefix("http://") else { throw fail(node, key, "bad URL \"\(text)\": expected http://host[:port]") }
+        var rest = Substring(text.dropFirst("http://".count))
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.contains("/"), !rest.contains("?"), !rest.contains("@") else {
+            throw fail(node, key, "bad URL \"\(text)\": only http://host[:port] is supported (no path, query or user)")
+        }
+        if rest.contains(":") && !(rest.hasPrefix("[") && rest.hasSuffix("]")) {
+            let address = try hostAndPort(.scalar(.init(String(rest), .implicit, .plain, node.mark)), key)
+            guard address.port > 0 else { throw fail(node, key, "bad URL \"\(text)\": port must be from 1 to 65535") }
+            return UpstreamURL(host: address.host, port: address.port)
+        }
+        let host = rest.hasPrefix("[") ? String(rest.dropFirst().dropLast()) : String(rest)
+        guard !host.isEmpty else { throw fail(node, key, "bad URL \"\(text)\": the host is missing") }
+        return UpstreamURL(host: host, port: 80)
+    }
+
+    func redisSettings(_ node: Node) throws(ConfigError) -> RedisSettings {
+        let fields = try mapping(node, "redis", allowed: ["url", "key_prefix", "timeout"])
+        guard let urlNode = fields["url"] else { throw fail(node, "redis.url", "required (e.g. redis://127.0.0.1:6379/0)") }
+        let urlText = try string(urlNode, "redis.url")
+        let url: RedisURL
+        do {
+            url = try RedisURL(parsing: urlText)
+        } catch {
+            throw fail(urlNode, "redis.url", "bad URL: \(error.reason) (expected redis://[[user]:password@]host:port[/db])")
+        }
+        var settings = RedisSettings(url: url)
+        if let prefix = fields["key_prefix"] { settings.keyPrefix = try string(prefix, "redis.key_prefix") }
+        if let timeout = fields["timeout"] { settings.timeout = try duration(timeout, "redis.timeout") }
+        return settings
+    }
+
+    func routeDefaults(_ node: Node) throws(ConfigError) -> RouteDefaults {
+        let fields = try mapping(node, "defaults", allowed: ["ttl", "max_body_bytes", "statuses"])
+        var defaults = RouteDefaults()
+        if let ttl = fields["ttl"] { defaults.ttl = try duration(ttl, "defaults.ttl") }
+        if let max = fields["max_body_bytes"] { defaults.maxBodyBytes = try integer(max, "defaults.max_body_bytes", range: 0...(1 << 30)) }
+        if let statuses = fields["statuses"] { defaults.statuses = try statusList(statuses, "defaults.statuses") }
+        return defaults
+    }
+
+    func statusList(_ node: Node, _ key: String) throws(ConfigError) -> Set<Int> {
+        var statuses: Set<Int> = []
+        for (item, itemKey) in try list(node, key) {
+            statuses.insert(try integer(item, itemKey, range: 100...599))
+        }
+        return statuses
+    }
+
+    func route(_ node: Node, _ key: String, defaults: RouteDefaults) throws(ConfigError) -> Route {
+        let fields = try mapping(
+            node, key, allowed: ["name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes"])
+        guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
+        let pathText = try string(pathNode, "\(key).path")
+        let pattern: PathPattern
+        do {
+            pattern = try PathPattern(pathText)
+        } catch {
+            throw fail(pathNode, "\(key).path", "bad path pattern \"\(pathText)\": \(error)")
+        }
+        var methods: Set<String> = ["GET", "HEAD"]
+        if let methodsNode = fields["methods"] {
+            methods = []
+            for (item, itemKey) in try list(methodsNode, "\(key).methods") {
+                let method = try string(item, itemKey).uppercased()
+                guard Self.knownMethods.contains(method) else {
+                    throw fail(item, itemKey, "unknown method \"\(method)\" (expected GET, HEAD or POST)")
+                }
+                guard Self.cacheableMethods.contains(method) else {
+                    throw fail(item, itemKey, "method \(method) cannot be cached (only GET, HEAD and POST)")
+                }
+                methods.insert(method)
+            }
+            guard !methods.isEmpty else { throw fail(methodsNode, "\(key).methods", "must list at least one method") }
+        }
+        var query = QuerySelection.all
+        if let queryNode = fields["query"] {
+            if case .scalar = queryNode, let word = try? string(queryNode, "\(key).query"), word == "all" {
+                query = .all
+            } else {
+                var names: Set<String> = []
+                for (item, itemKey) in try list(queryNode, "\(key).query") { names.insert(try string(item, itemKey)) }
+                query = .only(names)
+            }
+        }
+        var vary: [String] = []
+        if let varyNode = fields["vary"] {
+            for (item, itemKey) in try list(varyNode, "\(key).vary") {
+                let name = try string(item, itemKey)
+                guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+                    throw fail(item, itemKey, "\"\(name)\" is not a header name")
+                }
+                vary.append(name.lowercased())
+            }
+        }
+        return Route(
+            name: try fields["name"].map { node throws(ConfigError) in try string(node, "\(key).name") },
+            path: pattern,
+            methods: methods,
+            ttl: try fields["ttl"].map { node throws(ConfigError) in try duration(node, "\(key).ttl") },
+            query: query,
+            vary: vary,
+            statuses: try fields["statuses"].map { node throws(ConfigError) in try statusList(node, "\(key).statuses") },
+            maxBodyBytes: try fields["max_body_bytes"].map { node throws(ConfigError) in
+                try integer(node, "\(key).max_body_bytes", range: 0...(1 << 30))
+            },
+            defaults: defaults)
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+
+    /// The allowed key closest to a misspelt one, if any is close.
+    static func closest(_ name: String, in allowed: [String]) -> String? {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var previous = Array(0...b.count)
+            for (i, ca) in a.enumerated() {
+                var current = [i + 1]
+                for (j, cb) in b.enumerated() {
+                    current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+                }
+                previous = current
+            }
+            return previous[b.count]
+        }
+        let scored = allowed.map { ($0, distance(Array(name), Array($0))) }.min { $0.1 < $1.1 }
+        guard let (best, score) = scored, score <= max(2, name.count / 3) else { return nil }
+        return best
+    }
+}
