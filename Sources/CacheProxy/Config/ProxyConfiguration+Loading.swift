@@ -80,7 +80,7 @@ private struct ConfigReader {
     }
 
     func string(_ node: Node, _ key: String) throws(ConfigError) -> String {
-        guard case .scalar(let scalar) = node, !(scalar.tag.name == .null && scalar.style == .plain && scalar.string.isEmpty) else {
+        guard case .scalar(let scalar) = node, !(scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)) else {
             throw fail(node, key, "expected a single value")
         }
         return scalar.string

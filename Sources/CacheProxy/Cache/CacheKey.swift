@@ -1,0 +1,104 @@
+import Crypto
+import NIOCore
+
+/// The identity of a cached response. Two requests share an entry only if every part is equal:
+///
+/// - the **method** (a HEAD is looked up as the GET it mirrors),
+/// - the **Host** header, lower-cased,
+/// - the **path**, exactly as sent (no query),
+/// - the route's **query parameters**, normalized by ``QueryString`` (decoded, sorted),
+/// - a **SHA-256 of the request body** whenever the body is non-empty (POST, and GET with a body),
+/// - the values of the route's **vary** headers (absent and empty are different).
+///
+/// Everything is length-prefixed before hashing, so no choice of values can make two different
+/// requests collide by concatenation. The Redis key is `prefix + "v1:" + hex(SHA-256)`; the
+/// version tag changes whenever this layout or the stored entry format does.
+public struct CacheKey: Sendable, Hashable {
+    /// The method the entry is stored under (`GET` for a HEAD request).
+    public let method: String
+    /// Lower-cased Host header, or empty when the request had none.
+    public let host: String
+    /// The path, without the query.
+    public let path: String
+    /// The normalized query parameters that enter the key.
+    public let query: [QueryString.Parameter]
+    /// Hex SHA-256 of the request body, or nil for an empty body.
+    public let bodyDigest: String?
+    /// `(lower-cased name, value)` for each of the route's vary headers; nil value when absent.
+    public let vary: [VaryValue]
+
+    /// One vary header's contribution to the key.
+    public struct VaryValue: Sendable, Hashable {
+        /// Lower-cased header name.
+        public let name: String
+        /// The request's values joined by ", ", or nil when the header was absent.
+        public let value: String?
+    }
+
+    /// The version tag in every Redis key; bump with any change to the key layout or entry format.
+    public static let versionTag = "v1:"
+
+    /// Creates a key from its parts.
+    public init(method: String, host: String, path: String, query: [QueryString.Parameter], bodyDigest: String?, vary: [VaryValue]) {
+        self.method = method
+        self.host = host.lowercased()
+        self.path = path
+        self.query = query
+        self.bodyDigest = bodyDigest
+        self.vary = vary
+    }
+
+    /// Hex SHA-256 of `body`, or nil when it is empty.
+    public static func digest(ofBody body: ByteBuffer) -> String? {
+        guard body.readableBytes > 0 else { return nil }
+        return body.withUnsafeReadableBytes { SHA256.hash(data: $0).hexString }
+    }
+
+    /// Hex SHA-256 of the canonical, length-prefixed encoding of every part.
+    public var digest: String {
+        var hasher = SHA256()
+        func field(_ bytes: some Collection<UInt8>) {
+            var length = UInt32(bytes.count).bigEndian
+            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: Array(bytes))
+        }
+        field(Array("cache-proxy-key/1".utf8))
+        field(Array(method.utf8))
+        field(Array(host.utf8))
+        field(Array(path.utf8))
+        field(Array(String(query.count).utf8))
+        for parameter in query {
+            field(parameter.name)
+            field(parameter.value)
+        }
+        field(Array((bodyDigest ?? "-").utf8))
+        field(Array(String(vary.count).utf8))
+        for header in vary {
+            field(Array(header.name.utf8))
+            if let value = header.value {
+                field(Array("=".utf8) + Array(value.utf8))
+            } else {
+                field(Array("absent".utf8))
+            }
+        }
+        return hasher.finalize().hexString
+    }
+
+    /// The Redis key: `prefix`, the version tag, then ``digest``.
+    public func redisKey(prefix: String) -> String {
+        prefix + Self.versionTag + digest
+    }
+}
+
+extension Sequence<UInt8> {
+    /// Lower-case hexadecimal.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

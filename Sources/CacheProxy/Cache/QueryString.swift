@@ -1,0 +1,66 @@
+/// Query-string normalization for cache keys.
+///
+/// Parameters are split on `&`, names and values percent-decoded (`+` is a space, as in HTML
+/// forms and in Flask/Werkzeug), and sorted by name then value, so `?b=2&a=1` and `?a=%31&b=2`
+/// give the same list. Empty pieces (`&&`) are dropped. Invalid escapes are kept literally.
+public enum QueryString {
+    /// One decoded parameter.
+    public struct Parameter: Sendable, Hashable, Comparable {
+        /// The decoded name, as bytes.
+        public let name: [UInt8]
+        /// The decoded value, as bytes; empty for `?flag` and `?flag=`.
+        public let value: [UInt8]
+
+        public static func < (lhs: Parameter, rhs: Parameter) -> Bool {
+            lhs.name.lexicographicallyPrecedes(rhs.name)
+                || (lhs.name == rhs.name && lhs.value.lexicographicallyPrecedes(rhs.value))
+        }
+    }
+
+    /// The normalized parameters of `query` (the part after `?`, without it) that `selection` keeps.
+    public static func normalized(_ query: Substring, keeping selection: QuerySelection) -> [Parameter] {
+        var parameters: [Parameter] = []
+        for piece in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = piece.firstIndex(of: UInt8(ascii: "="))
+            let name = decode(piece[..<(equals ?? piece.endIndex)])
+            if case .only(let names) = selection, !names.contains(String(decoding: name, as: UTF8.self)) {
+                continue
+            }
+            let value = equals.map { decode(piece[piece.index(after: $0)...]) } ?? []
+            parameters.append(Parameter(name: name, value: value))
+        }
+        parameters.sort()
+        return parameters
+    }
+
+    /// Percent-decodes bytes; `+` becomes a space.
+    static func decode(_ bytes: Substring.UTF8View.SubSequence) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%"),
+                let first = bytes.index(index, offsetBy: 1, limitedBy: bytes.endIndex), first < bytes.endIndex,
+                let second = bytes.index(index, offsetBy: 2, limitedBy: bytes.endIndex), second < bytes.endIndex,
+                let high = hex(bytes[first]), let low = hex(bytes[second])
+            {
+                output.append(high << 4 | low)
+                index = bytes.index(after: second)
+                continue
+            }
+            output.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            index = bytes.index(after: index)
+        }
+        return output
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

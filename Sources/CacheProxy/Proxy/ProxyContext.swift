@@ -1,0 +1,73 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What every connection handler shares; immutable after start-up except the log limiter.
+final class ProxyContext: Sendable {
+    let configuration: ProxyConfiguration
+    let policy: CachePolicy
+    let store: CacheStore
+    let logger: Logger
+    let warnings: RateLimitedLogger
+    private let pools: [ObjectIdentifier: UpstreamPool]
+
+    init(configuration: ProxyConfiguration, store: CacheStore, eventLoopGroup: EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.policy = CachePolicy(routes: configuration.routes)
+        self.store = store
+        self.logger = logger
+        self.warnings = RateLimitedLogger(logger: logger, interval: .seconds(10))
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        for loop in eventLoopGroup.makeIterator() {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(
+                upstream: configuration.upstream, eventLoop: loop, connectTimeout: configuration.upstreamTimeout)
+        }
+        self.pools = pools
+    }
+
+    /// The upstream pool of `eventLoop` (one of the group's loops).
+    func pool(for eventLoop: EventLoop) -> UpstreamPool {
+        guard let pool = pools[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("connection on an event loop outside the proxy's group")
+        }
+        return pool
+    }
+
+    /// Closes the idle upstream connections of every loop.
+    func closeIdleUpstreamConnections() async {
+        for pool in pools.values {
+            try? await pool.closeIdle().get()
+        }
+    }
+}
+
+/// Logs a warning of each kind at most once per interval, saying how many were suppressed, so
+/// an outage (every request failing the same way) does not flood the log.
+final class RateLimitedLogger: Sendable {
+    private let logger: Logger
+    private let interval: TimeAmount
+    private let state = NIOLockedValueBox([String: (last: NIODeadline, suppressed: Int)]())
+
+    init(logger: Logger, interval: TimeAmount) {
+        self.logger = logger
+        self.interval = interval
+    }
+
+    /// Logs `message` unless a warning of `kind` was logged less than `interval` ago.
+    func warning(_ kind: String, _ message: @autoclosure () -> String, metadata: Logger.Metadata = [:]) {
+        let now = NIODeadline.now()
+        let suppressed: Int? = state.withLockedValue { state in
+            if let entry = state[kind], now - entry.last < interval {
+                state[kind]!.suppressed += 1
+                return nil
+            }
+            let suppressed = state[kind]?.suppressed ?? 0
+            state[kind] = (now, 0)
+            return suppressed
+        }
+        guard let suppressed else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed_since_last"] = "\(suppressed)" }
+        logger.warning("\(message())", metadata: metadata)
+    }
+}

@@ -1,0 +1,124 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The caching reverse proxy: an HTTP/1.1 server whose connections are served by
+/// ``ProxyHandler``, with Redis and the upstream pools on the same event loops.
+///
+/// ```swift
+/// let server = ProxyServer(configuration: try .load(path: "config/example.yaml"), eventLoopGroup: group)
+/// let address = try await server.start()
+/// try await server.waitUntilClosed()
+/// ```
+public final class ProxyServer: Sendable {
+    /// The configuration it serves.
+    public let configuration: ProxyConfiguration
+    private let group: EventLoopGroup
+    private let logger: Logger
+    private let redis: RedisClient
+    private let shared: ProxyContext
+    private let serverChannel = NIOLockedValueBox<Channel?>(nil)
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+
+    /// Creates a server; nothing is bound until ``start()``.
+    ///
+    /// - Parameters:
+    ///   - logger: where warnings and (at debug level) one line per request go. Default: discards everything.
+    ///   - clock: wall clock in milliseconds since the epoch, for entry ages. Default: the system clock.
+    public init(
+        configuration: ProxyConfiguration,
+        eventLoopGroup: EventLoopGroup,
+        logger: Logger = Logger(label: "cache-proxy", factory: { _ in SwiftLogNoOpLogHandler() }),
+        clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock
+    ) {
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.logger = logger
+        self.redis = RedisClient(
+            configuration: .init(
+                url: configuration.redis.url, connectTimeout: .seconds(1), commandTimeout: configuration.redis.timeout,
+                stallTimeout: .seconds(5)),
+            eventLoopGroup: eventLoopGroup, logger: logger)
+        let store = CacheStore(redis: redis, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout, clock: clock)
+        self.shared = ProxyContext(configuration: configuration, store: store, eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Connects to Redis (in the background: the proxy serves, uncached, while Redis is away) and
+    /// binds the listening socket. Returns the bound address (useful with port 0).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        Self.raiseOpenFileLimit()
+        redis.connect()
+        let shared = self.shared
+        let connections = self.connections
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let id = ObjectIdentifier(channel)
+                    connections.withLockedValue { $0[id] = channel }
+                    channel.closeFuture.whenComplete { _ in
+                        _ = connections.withLockedValue { $0.removeValue(forKey: id) }
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared))
+                }
+            }
+            .bind(host: configuration.listen.host, port: configuration.listen.port)
+            .get()
+        serverChannel.withLockedValue { $0 = channel }
+        let address = channel.localAddress!
+        logger.info(
+            "cache-proxy listening",
+            metadata: [
+                "address": "\(address)", "upstream": "\(configuration.upstream)", "redis": "\(configuration.redis.url)",
+                "routes": "\(configuration.routes.count)",
+            ])
+        return address
+    }
+
+    /// Waits until the listening socket is closed (by ``shutdown(gracePeriod:)``).
+    public func waitUntilClosed() async throws {
+        guard let channel = serverChannel.withLockedValue({ $0 }) else { return }
+        try await channel.closeFuture.get()
+    }
+
+    /// Stops accepting connections, lets requests in progress finish (closing idle keep-alive
+    /// connections at once), waits up to `gracePeriod` for them, then closes what is left,
+    /// the upstream pools and Redis, in that order.
+    public func shutdown(gracePeriod: TimeAmount = .seconds(10)) async {
+        if let channel = serverChannel.withLockedValue({ $0 }) {
+            try? await channel.close()
+        }
+        for channel in connections.withLockedValue({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ProxyHandler.ShutdownRequested())
+        }
+        let deadline = NIODeadline.now() + gracePeriod
+        while NIODeadline.now() < deadline, !connections.withLockedValue({ $0.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for channel in connections.withLockedValue({ Array($0.values) }) {
+            try? await channel.close()
+        }
+        await shared.closeIdleUpstreamConnections()
+        await redis.shutdown()
+        logger.info("cache-proxy stopped")
+    }
+
+    /// 1,000+ concurrent clients each with an upstream connection need more than the usual 1,024 descriptors.
+    private static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = min(limit.rlim_max, 1 << 16)
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
