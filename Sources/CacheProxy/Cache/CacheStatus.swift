@@ -32,8 +32,8 @@ public enum NotStoredReason: String, Sendable, Hashable {
     case tooLarge = "too-large"
     /// The request was a HEAD; there is no body to store.
     case headRequest = "head"
-    /// The response was cut off by the upstream.
-    case incomplete = "incomplete"
+    /// Redis did not take the entry (down, timed out, or an error reply).
+    case storeFailed = "store-failed"
 }
 
 /// What the cache did for one request; rendered into `X-Cache` and `Cache-Status` (RFC 9211)

@@ -309,28 +309,33 @@ final class ProxyHandler: ChannelInboundHandler {
 
     fileprivate func upstreamResponseEnd(_ forward: ForwardedRequest) {
         guard isCurrent(forward) else { return }
-        let connection = forward.connection
-        forward.connection = nil
-        var status = HTTPResponseStatus.ok
-        switch forward.response {
-        case .buffering(let head, let body):
-            status = head.status
-            forward.outcome = .miss(stored: true, notStoredReason: nil)
-            writeResponseHead(forward, head, contentLength: body.readableBytes)
-            if forward.request.head.method != .HEAD, body.readableBytes > 0 {
-                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            }
-            if let target = forward.storeTarget {
-                store(head: head, body: body, key: target.key, route: target.route)
-            }
-        case .streaming, .waiting:
-            status = forward.responseStatus ?? .ok
-        }
-        if let connection {
+        if let connection = forward.connection {
+            forward.connection = nil
             connection.setReading(true)
             if forward.requestEnded { pool.release(connection) } else { connection.close() }
         }
-        finishResponse(forward.request, status: status, outcome: forward.outcome, keepAlive: forward.keepAlive, requestEnded: forward.requestEnded)
+        guard case .buffering(let head, let body) = forward.response, let target = forward.storeTarget else {
+            finishResponse(
+                forward.request, status: forward.responseStatus ?? .ok, outcome: forward.outcome, keepAlive: forward.keepAlive,
+                requestEnded: forward.requestEnded)
+            return
+        }
+        // The response is sent once Redis has the entry (or failed to take it), so that a client
+        // that saw this MISS finds the entry on its next request, on any connection.
+        store(head: head, body: body, key: target.key, route: target.route).assumeIsolated().whenComplete { result in
+            guard self.isCurrent(forward) else { return }
+            switch result {
+            case .success: forward.outcome = .miss(stored: true, notStoredReason: nil)
+            case .failure: forward.outcome = .miss(stored: false, notStoredReason: .storeFailed)
+            }
+            self.writeResponseHead(forward, head, contentLength: body.readableBytes)
+            if forward.request.head.method != .HEAD, body.readableBytes > 0 {
+                self.context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            }
+            self.finishResponse(
+                forward.request, status: head.status, outcome: forward.outcome, keepAlive: forward.keepAlive,
+                requestEnded: forward.requestEnded)
+        }
     }
 
     fileprivate func upstreamFailed(_ forward: ForwardedRequest, _ error: Error) {
@@ -429,9 +434,11 @@ final class ProxyHandler: ChannelInboundHandler {
                 "cache": "\(outcome.cacheStatus)",
             ])
         if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            // Set the state first: writing `.end` lets HTTPServerPipelineHandler deliver the next
+            // pipelined request to this handler before the write call returns.
             state = requestEnded ? .idle : .discarding
             setClientReading(true)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
             state = .closed
             let context = self.context!
@@ -441,7 +448,8 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
-    private func store(head: HTTPResponseHead, body: ByteBuffer, key: CacheKey, route: Route) {
+    /// Writes the entry to Redis; the future fails (after a rate-limited warning) on Redis trouble.
+    private func store(head: HTTPResponseHead, body: ByteBuffer, key: CacheKey, route: Route) -> EventLoopFuture<Void> {
         var headers = head.headers
         headers.removeHopByHop()
         for name in HTTPHeaders.perResponse { headers.remove(name: name) }
@@ -451,8 +459,9 @@ final class ProxyHandler: ChannelInboundHandler {
             storedAt: shared.store.now(), ttl: route.ttl.nanoseconds / 1_000_000)
         let warnings = shared.warnings
         let redisURL = shared.configuration.redis.url
-        shared.store.store(entry, under: key, on: context.eventLoop).whenFailure { error in
+        return shared.store.store(entry, under: key, on: context.eventLoop).map { _ in }.flatMapErrorThrowing { error in
             warnings.warning("redis-store", "storing a response in Redis failed", metadata: ["error": "\(error)", "redis": "\(redisURL)"])
+            throw error
         }
     }
 

@@ -85,21 +85,24 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Sends any command. The future completes on the connection's event loop with the reply; it
-    /// fails with ``RedisServerError`` for an error reply and ``RedisClientError`` for a
-    /// transport failure or timeout.
+    /// Sends any command using the connection of `eventLoop` (no thread hop when called on it).
+    /// The future completes on that loop with the reply; it fails with ``RedisServerError`` for an
+    /// error reply and ``RedisClientError`` for a transport failure or timeout.
     ///
     /// - Parameters:
-    ///   - eventLoop: the caller's loop, to use that loop's connection. Default: the current
-    ///     thread's loop if it is one of the group's, else the next loop of the group.
+    ///   - eventLoop: the caller's loop. A loop outside the client's group gets the next loop's connection.
     ///   - timeout: how long to wait for the reply. Default: the configured `commandTimeout`.
-    public func send(_ command: RedisCommand, on eventLoop: EventLoop? = nil, timeout: TimeAmount? = nil) -> EventLoopFuture<RedisValue> {
-        connection(for: eventLoop).send(command, timeout: timeout ?? configuration.commandTimeout)
+    public func send(_ command: RedisCommand, on eventLoop: EventLoop, timeout: TimeAmount? = nil) -> EventLoopFuture<RedisValue> {
+        send(command, preferring: eventLoop, timeout: timeout)
     }
 
     /// Sends any command from async code; see ``send(_:on:timeout:)``.
     public func send(_ command: RedisCommand, timeout: TimeAmount? = nil) async throws -> RedisValue {
-        try await send(command, on: nil, timeout: timeout).get()
+        try await send(command, preferring: nil, timeout: timeout).get()
+    }
+
+    func send(_ command: RedisCommand, preferring eventLoop: EventLoop?, timeout: TimeAmount?) -> EventLoopFuture<RedisValue> {
+        connection(for: eventLoop).send(command, timeout: timeout ?? configuration.commandTimeout)
     }
 
     /// Closes every connection. Pending and later commands fail with ``RedisClientError/clientShutdown``.

@@ -1,0 +1,125 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A response as the tests see it.
+struct TestResponse: Sendable {
+    let status: HTTPResponseStatus
+    let headers: HTTPHeaders
+    let body: ByteBuffer
+
+    var text: String { String(buffer: body) }
+    var xCache: String? { headers.first(name: "x-cache") }
+    var cacheStatus: String? { headers.first(name: "cache-status") }
+    /// The origin's request count for the path, as the origin reported it.
+    var originCount: Int? { headers.first(name: "x-origin-count").flatMap(Int.init) }
+
+    /// The echoed JSON object.
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+    }
+}
+
+/// A minimal real HTTP/1.1 client over loopback: one connection per request.
+struct TestHTTPClient: Sendable {
+    let port: Int
+    let group: EventLoopGroup
+
+    func request(
+        _ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: ByteBuffer? = nil,
+        timeout: TimeAmount = .seconds(30)
+    ) async throws -> TestResponse {
+        let promise = group.next().makePromise(of: TestResponse.self)
+        let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+        head.headers.add(name: "host", value: "127.0.0.1:\(port)")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        if let body {
+            head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
+        } else if [.POST, .PUT, .PATCH].contains(method) {
+            head.headers.replaceOrAdd(name: "content-length", value: "0")
+        }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) { promise.fail(TestFailure("request timed out")) }
+        defer {
+            timer.cancel()
+            channel.close(promise: nil)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    func get(_ uri: String, headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
+        try await request(.GET, uri, headers: headers, body: body.map { ByteBuffer(string: $0) })
+    }
+
+    func post(_ uri: String, json: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await request(.POST, uri, headers: [("content-type", "application/json")] + headers, body: ByteBuffer(string: json))
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let promise: EventLoopPromise<TestResponse>
+    var head: HTTPResponseHead?
+    var body = ByteBuffer()
+
+    init(promise: EventLoopPromise<TestResponse>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code >= 100 && head.status.code < 200 { return }
+            self.head = head
+        case .body(var part): body.writeBuffer(&part)
+        case .end:
+            if let head { promise.succeed(TestResponse(status: head.status, headers: head.headers, body: body)) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(TestFailure("connection closed before the response ended"))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+/// Sends raw bytes over TCP and reads until the server closes or `until` is satisfied.
+func rawExchange(port: Int, send: String, until: @escaping @Sendable (String) -> Bool, timeout: TimeInterval = 10) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("connect") }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let bytes = Array(send.utf8)
+    _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    var received = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        received += buffer[0..<n]
+        if until(String(decoding: received, as: UTF8.self)) { break }
+    }
+    return String(decoding: received, as: UTF8.self)
+}
