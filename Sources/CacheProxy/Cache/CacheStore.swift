@@ -27,7 +27,8 @@ public struct CacheStore: Sendable {
     /// Creates a store over `redis`.
     ///
     /// - Parameter clock: the wall clock in milliseconds since the epoch. Default: the system clock.
-    public init(redis: RedisClient, keyPrefix: String, timeout: TimeAmount, clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock) {
+    public init(redis: RedisClient, keyPrefix: String, timeout: TimeAmount, clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock)
+    {
         self.redis = redis
         self.keyPrefix = keyPrefix
         self.timeout = timeout
@@ -69,7 +70,7 @@ public struct CacheStore: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -129,7 +129,8 @@ private struct ConfigReader {
 
         let listen = try hostAndPort(listenNode, "listen")
         let upstream = try upstreamURL(upstreamNode, "upstream")
-        let upstreamTimeout = try top["upstream_timeout"].map { node throws(ConfigError) in try duration(node, "upstream_timeout") } ?? .seconds(30)
+        let upstreamTimeout =
+            try top["upstream_timeout"].map { node throws(ConfigError) in try duration(node, "upstream_timeout") } ?? .seconds(30)
         let preserveHost = try top["preserve_host"].map { node throws(ConfigError) in try bool(node, "preserve_host") } ?? true
         let redis = try redisSettings(redisNode)
         let defaults = try top["defaults"].map { node throws(ConfigError) in try routeDefaults(node) } ?? RouteDefaults()
@@ -280,7 +281,8 @@ private struct ConfigReader {
 
     static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
         default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
         }
     }

@@ -121,9 +121,11 @@ final class ProxyHandler: ChannelInboundHandler {
         case .hit(let entry):
             respondFromCache(request, entry: entry)
         case .miss where request.head.method == .HEAD:
-            startForwarding(request, outcome: .miss(stored: false, notStoredReason: .headRequest), storeTarget: nil, body: body, requestEnded: true)
+            startForwarding(
+                request, outcome: .miss(stored: false, notStoredReason: .headRequest), storeTarget: nil, body: body, requestEnded: true)
         case .miss:
-            startForwarding(request, outcome: .miss(stored: false, notStoredReason: nil), storeTarget: (key, route), body: body, requestEnded: true)
+            startForwarding(
+                request, outcome: .miss(stored: false, notStoredReason: nil), storeTarget: (key, route), body: body, requestEnded: true)
         case .unavailable(let error):
             shared.warnings.warning(
                 "redis-lookup", "Redis lookup failed; forwarding requests uncached until it answers",
@@ -143,7 +145,8 @@ final class ProxyHandler: ChannelInboundHandler {
         var keepAlive = request.keepAlive && !closeAfterResponse
         addProxyHeaders(&headers, outcome: outcome, request: request, keepAlive: &keepAlive)
         let status = HTTPResponseStatus(statusCode: entry.status)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
         if request.head.method != .HEAD, entry.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil)
         }
@@ -264,7 +267,9 @@ final class ProxyHandler: ChannelInboundHandler {
         forward.timeout?.cancel()
         forward.timeout = nil
         if let target = forward.storeTarget {
-            if let reason = shared.policy.notStoredReason(requestMethod: forward.request.head.method.rawValue, response: head, route: target.route) {
+            if let reason = shared.policy.notStoredReason(
+                requestMethod: forward.request.head.method.rawValue, response: head, route: target.route)
+            {
                 forward.outcome = .miss(stored: false, notStoredReason: reason)
                 writeResponseHead(forward, head, contentLength: nil)
                 forward.response = .streaming
@@ -398,7 +403,9 @@ final class ProxyHandler: ChannelInboundHandler {
         addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: &keepAlive)
         forward.keepAlive = keepAlive
         forward.responseStatus = upstream.status
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: upstream.status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: upstream.status, headers: headers))),
+            promise: nil)
     }
 
     private func addProxyHeaders(_ headers: inout HTTPHeaders, outcome: CacheOutcome, request: ClientRequest, keepAlive: inout Bool) {
@@ -419,14 +426,17 @@ final class ProxyHandler: ChannelInboundHandler {
         var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", String(json.utf8.count))])
         var keepAlive = forward.keepAlive
         addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: &keepAlive)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: status, headers: headers))), promise: nil)
         if forward.request.head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: json)))), promise: nil)
         }
         finishResponse(forward.request, status: status, outcome: forward.outcome, keepAlive: keepAlive, requestEnded: forward.requestEnded)
     }
 
-    private func finishResponse(_ request: ClientRequest, status: HTTPResponseStatus, outcome: CacheOutcome, keepAlive: Bool, requestEnded: Bool) {
+    private func finishResponse(
+        _ request: ClientRequest, status: HTTPResponseStatus, outcome: CacheOutcome, keepAlive: Bool, requestEnded: Bool
+    ) {
         shared.logger.debug(
             "request",
             metadata: [
@@ -594,7 +604,6 @@ final class ForwardedRequest: UpstreamResponseDelegate {
         self.storeTarget = storeTarget
         self.keepAlive = request.keepAlive
     }
-
 
     func upstreamResponseHead(_ head: HTTPResponseHead) { handler.upstreamResponseHead(self, head) }
     func upstreamResponseBody(_ body: ByteBuffer) { handler.upstreamResponseBody(self, body) }

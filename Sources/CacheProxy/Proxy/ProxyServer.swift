@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The caching reverse proxy: an HTTP/1.1 server whose connections are served by

@@ -15,7 +15,8 @@ final class UpstreamPool: Sendable {
     private let idleTimeout: TimeAmount
     private let idle: NIOLoopBoundBox<[UpstreamConnection]>
 
-    init(upstream: UpstreamURL, eventLoop: EventLoop, connectTimeout: TimeAmount, maxIdle: Int = 128, idleTimeout: TimeAmount = .seconds(4)) {
+    init(upstream: UpstreamURL, eventLoop: EventLoop, connectTimeout: TimeAmount, maxIdle: Int = 128, idleTimeout: TimeAmount = .seconds(4))
+    {
         self.eventLoop = eventLoop
         self.upstream = upstream
         self.connectTimeout = connectTimeout
@@ -88,9 +89,13 @@ final class UpstreamPool: Sendable {
                     completion(.success((connection, false)))
                 case .failure(let error):
                     if let channelError = error as? ChannelError, case .connectTimeout = channelError {
-                        completion(.failure(UpstreamError(code: .connectTimeout, detail: "connecting to the upstream \(upstream) timed out after \(timeout)")))
+                        completion(
+                            .failure(
+                                UpstreamError(
+                                    code: .connectTimeout, detail: "connecting to the upstream \(upstream) timed out after \(timeout)")))
                     } else {
-                        completion(.failure(UpstreamError(code: .connectFailed, detail: "cannot connect to the upstream \(upstream): \(error)")))
+                        completion(
+                            .failure(UpstreamError(code: .connectFailed, detail: "cannot connect to the upstream \(upstream): \(error)")))
                     }
                 }
             }

@@ -70,7 +70,8 @@ extension RedisClient {
     // MARK: Commands and replies
 
     private func run<T: Sendable>(
-        _ command: RedisCommand, preferring eventLoop: EventLoop?, timeout: TimeAmount?, _ convert: @escaping @Sendable (RedisValue) throws -> T
+        _ command: RedisCommand, preferring eventLoop: EventLoop?, timeout: TimeAmount?,
+        _ convert: @escaping @Sendable (RedisValue) throws -> T
     ) -> EventLoopFuture<T> {
         send(command, preferring: eventLoop, timeout: timeout).flatMapThrowing(convert)
     }

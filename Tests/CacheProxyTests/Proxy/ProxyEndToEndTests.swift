@@ -4,13 +4,16 @@ import NIOHTTP1
 import Testing
 @testable import CacheProxy
 
-/// The proxy between a real origin and a real redis-server, over loopback HTTP.
-@Suite struct ProxyEndToEndTests {
+/// The proxy between a real origin and a real redis-server, over loopback HTTP. Serialized:
+/// each test runs a whole stack, and timeouts are part of what some of them check.
+@Suite(.serialized) struct ProxyEndToEndTests {
     @Test func missThenHitThenExpiry() async throws {
-        try await withProxy(routes: """
-              - path: /items/*
-                ttl: 30s
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /items/*
+                    ttl: 30s
+                """
+        ) { h throws in
             let first = try await h.client.get("/items/1")
             #expect(first.status == .ok)
             #expect(first.xCache == "MISS")
@@ -27,7 +30,8 @@ import Testing
             #expect(h.origin.count("/items/1") == 1)
 
             // Redis keeps the key for the TTL too (PX), checked here directly.
-            let redis = RedisClient(configuration: .init(url: h.redis.url()), eventLoopGroup: ProxyHarness.group)
+            let redis = RedisClient(
+                configuration: .init(url: h.redis.url(), commandTimeout: .seconds(10)), eventLoopGroup: ProxyHarness.group)
             let keys = try await redis.send(RedisCommand("KEYS", ["cache-proxy:v1:*"]))
             #expect(keys.array?.count == 1)
             let ttl = try await redis.send(RedisCommand("PTTL", [.bytes(keys.array![0].bytes!)])).integer ?? 0
@@ -44,11 +48,13 @@ import Testing
     }
 
     @Test func queryOrderAndEncodingAreNormalized() async throws {
-        try await withProxy(routes: """
-              - path: /search
-              - path: /orders/**
-                query: [user_id]
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /search
+                  - path: /orders/**
+                    query: [user_id]
+                """
+        ) { h throws in
             #expect(try await h.client.get("/search?b=2&a=1").xCache == "MISS")
             #expect(try await h.client.get("/search?a=1&b=2").xCache == "HIT")
             #expect(try await h.client.get("/search?a=%31&b=2").xCache == "HIT")
@@ -66,10 +72,12 @@ import Testing
 
     @Test func postBodiesGetTheirOwnAnswers() async throws {
         // The reference API's bug: POST /user/show_one_user/ for user B returned user A.
-        try await withProxy(routes: """
-              - path: /user/show_one_user/
-                methods: [POST]
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /user/show_one_user/
+                    methods: [POST]
+                """
+        ) { h throws in
             let a = try await h.client.post("/user/show_one_user/", json: #"{"nick_name": "alice"}"#)
             #expect(a.xCache == "MISS")
             #expect(a.json["body"] as? String == #"{"nick_name": "alice"}"#)
@@ -89,15 +97,20 @@ import Testing
     }
 
     @Test func getWithJSONBodyIsKeyedOnTheBody() async throws {
-        try await withProxy(routes: """
-              - path: /order/list_per_users/
-            """) { h throws in
-            let a = try await h.client.get("/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "alice"}"#)
-            let b = try await h.client.get("/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "bob"}"#)
+        try await withProxy(
+            routes: """
+                  - path: /order/list_per_users/
+                """
+        ) { h throws in
+            let a = try await h.client.get(
+                "/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "alice"}"#)
+            let b = try await h.client.get(
+                "/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "bob"}"#)
             #expect(a.xCache == "MISS")
             #expect(b.xCache == "MISS")
             #expect(b.json["body"] as? String == #"{"nick_name": "bob"}"#)
-            let a2 = try await h.client.get("/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "alice"}"#)
+            let a2 = try await h.client.get(
+                "/order/list_per_users/", headers: [("content-type", "application/json")], body: #"{"nick_name": "alice"}"#)
             #expect(a2.xCache == "HIT")
             #expect(a2.json["body"] as? String == #"{"nick_name": "alice"}"#)
             let none = try await h.client.get("/order/list_per_users/")
@@ -107,16 +120,19 @@ import Testing
     }
 
     @Test func uncachedRoutesAndWritesAreForwardedEveryTimeWithTheirBodies() async throws {
-        try await withProxy(routes: """
-              - path: /cached
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /cached
+                """
+        ) { h throws in
             for round in 1...2 {
                 let plain = try await h.client.get("/other")
                 #expect(plain.xCache == "BYPASS")
                 #expect(plain.cacheStatus == "cache-proxy; fwd=bypass; detail=no-route")
                 #expect(plain.json["count"] as? Int == round)
                 for method in [HTTPMethod.PUT, .DELETE, .PATCH, .POST, .RAW(value: "PURGE")] {
-                    let response = try await h.client.request(method, "/cached", body: ByteBuffer(string: "payload-\(method.rawValue)-\(round)"))
+                    let response = try await h.client.request(
+                        method, "/cached", body: ByteBuffer(string: "payload-\(method.rawValue)-\(round)"))
                     #expect(response.xCache == "BYPASS")
                     #expect(response.json["method"] as? String == method.rawValue)
                     #expect(response.json["body"] as? String == "payload-\(method.rawValue)-\(round)")
@@ -128,9 +144,11 @@ import Testing
 
     @Test(arguments: [("/set-cookie/x", "set-cookie"), ("/no-store/x", "no-store"), ("/private/x", "private"), ("/status/404", "status")])
     func responsesThatMustNotBeStoredAreNot(path: String, reason: String) async throws {
-        try await withProxy(routes: """
-              - path: /**
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /**
+                """
+        ) { h throws in
             let first = try await h.client.get(path)
             #expect(first.xCache == "MISS")
             #expect(first.cacheStatus == "cache-proxy; fwd=uri-miss; detail=\(reason)")
@@ -141,16 +159,20 @@ import Testing
     }
 
     @Test func credentialsBypassUnlessVaried() async throws {
-        try await withProxy(routes: """
-              - path: /private-by-user
-                vary: [Authorization]
-              - path: /plain
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /private-by-user
+                    vary: [Authorization]
+                  - path: /plain
+                """
+        ) { h throws in
             let bypassed = try await h.client.get("/plain", headers: [("authorization", "Bearer alice")])
             #expect(bypassed.xCache == "BYPASS")
             #expect(bypassed.cacheStatus == "cache-proxy; fwd=bypass; detail=authorization")
             #expect(try await h.client.get("/plain", headers: [("authorization", "Bearer alice")]).xCache == "BYPASS")
-            #expect(try await h.client.get("/plain", headers: [("cookie", "session=1")]).cacheStatus == "cache-proxy; fwd=bypass; detail=cookie")
+            #expect(
+                try await h.client.get("/plain", headers: [("cookie", "session=1")]).cacheStatus == "cache-proxy; fwd=bypass; detail=cookie"
+            )
             #expect(h.origin.count("/plain") == 3)
 
             let alice = try await h.client.get("/private-by-user", headers: [("authorization", "Bearer alice")])
@@ -168,10 +190,12 @@ import Testing
     }
 
     @Test func varyHeadersSplitEntries() async throws {
-        try await withProxy(routes: """
-              - path: /greeting
-                vary: [Accept-Language]
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /greeting
+                    vary: [Accept-Language]
+                """
+        ) { h throws in
             #expect(try await h.client.get("/greeting", headers: [("accept-language", "pt-BR")]).xCache == "MISS")
             #expect(try await h.client.get("/greeting", headers: [("accept-language", "en")]).xCache == "MISS")
             let pt = try await h.client.get("/greeting", headers: [("accept-language", "pt-BR")])
@@ -181,10 +205,12 @@ import Testing
     }
 
     @Test func listedStatusesAreStored() async throws {
-        try await withProxy(routes: """
-              - path: /status/*
-                statuses: [200, 404]
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /status/*
+                    statuses: [200, 404]
+                """
+        ) { h throws in
             #expect(try await h.client.get("/status/404").xCache == "MISS")
             let again = try await h.client.get("/status/404")
             #expect(again.xCache == "HIT")
@@ -193,9 +219,11 @@ import Testing
     }
 
     @Test func binaryBodiesAreIntact() async throws {
-        try await withProxy(routes: """
-              - path: /binary
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /binary
+                """
+        ) { h throws in
             let expected = ByteBuffer(bytes: Array(repeating: (0...255).map { UInt8($0) }, count: 4).flatMap { $0 })
             let miss = try await h.client.get("/binary")
             let hit = try await h.client.get("/binary")
@@ -209,10 +237,12 @@ import Testing
 
     @Test(arguments: ["", "?chunked=1"])
     func responsesOverTheLimitStreamAndAreNotStored(query: String) async throws {
-        try await withProxy(routes: """
-              - path: /large/*
-                max_body_bytes: 100000
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /large/*
+                    max_body_bytes: 100000
+                """
+        ) { h throws in
             let first = try await h.client.get("/large/3000000\(query)")
             #expect(first.status == .ok)
             #expect(first.body.readableBytes == 3_000_000)
@@ -230,9 +260,11 @@ import Testing
     }
 
     @Test func largeUploadsAndDownloadsStreamThroughUncachedRoutes() async throws {
-        try await withProxy(routes: """
-              - path: /cached-only-here
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /cached-only-here
+                """
+        ) { h throws in
             let size = 8 << 20
             var body = ByteBuffer()
             body.writeBytes((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131) })
@@ -247,9 +279,11 @@ import Testing
     }
 
     @Test func headIsAnsweredFromTheGetEntry() async throws {
-        try await withProxy(routes: """
-              - path: /doc
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /doc
+                """
+        ) { h throws in
             let head = try await h.client.request(.HEAD, "/doc")
             #expect(head.xCache == "MISS")
             #expect(head.cacheStatus == "cache-proxy; fwd=uri-miss; detail=head")
@@ -264,9 +298,11 @@ import Testing
     }
 
     @Test func redisKilledMidTestThenRestartedResumesCaching() async throws {
-        try await withProxy(routes: """
-              - path: /r
-            """) { h throws in
+        try await withProxy(
+            routes: """
+                  - path: /r
+                """
+        ) { h throws in
             #expect(try await h.client.get("/r").xCache == "MISS")
             #expect(try await h.client.get("/r").xCache == "HIT")
             h.redis.stop()
@@ -328,12 +364,13 @@ import Testing
     }
 
     @Test func slowUpstreamIs504() async throws {
-        try await withProxy(routes: "  - path: /none", extra: "upstream_timeout: 300ms") { h throws in
-            let response = try await h.client.get("/slow/3000")
+        try await withProxy(routes: "  - path: /none", extra: "upstream_timeout: 1s") { h throws in
+            let response = try await h.client.get("/slow/4000")
             #expect(response.status == .gatewayTimeout)
-            #expect((response.json["error"] as? String)?.contains("did not answer within 300ms") == true)
+            #expect((response.json["error"] as? String)?.contains("did not answer within 1s") == true)
             // A fast request right after is fine.
-            #expect(try await h.client.get("/fast").status == .ok)
+            let fast = try await h.client.get("/fast")
+            #expect(fast.status == .ok)
         }
     }
 
@@ -346,7 +383,12 @@ import Testing
 
     @Test func forwardedHeadersAreAddedAndHopByHopRemoved() async throws {
         try await withProxy(routes: "  - path: /none") { h throws in
-            _ = try await h.client.get("/hdr", headers: [("connection", "keep-alive, x-drop"), ("x-drop", "1"), ("keep-alive", "timeout=5"), ("x-keep", "yes"), ("x-forwarded-for", "10.0.0.1")])
+            _ = try await h.client.get(
+                "/hdr",
+                headers: [
+                    ("connection", "keep-alive, x-drop"), ("x-drop", "1"), ("keep-alive", "timeout=5"), ("x-keep", "yes"),
+                    ("x-forwarded-for", "10.0.0.1"),
+                ])
             let seen = try #require(h.origin.headers("/hdr"))
             #expect(seen.first(name: "x-keep") == "yes")
             #expect(seen.first(name: "x-drop") == nil)
@@ -369,7 +411,9 @@ import Testing
 
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         try await withProxy(routes: "  - path: /p/*") { h throws in
-            let requests = (1...5).map { "GET /p/\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined() + "GET /p/6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let requests =
+                (1...5).map { "GET /p/\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
+                + "GET /p/6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             let reply = try rawExchange(port: h.client.port, send: requests, until: { _ in false })
             let paths = reply.matches(of: /"path":"(\/p\/\d)"/).map { String($0.1) }
             #expect(paths == ["/p/1", "/p/2", "/p/3", "/p/4", "/p/5", "/p/6"])

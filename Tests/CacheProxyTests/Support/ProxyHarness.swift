@@ -16,7 +16,10 @@ final class ProxyHarness: @unchecked Sendable {
     /// The proxy's wall clock; tests move it forward to expire entries without sleeping.
     let clock: FakeClock
 
-    private init(redis: RedisServer, origin: TestOrigin, proxy: ProxyServer, client: TestHTTPClient, configuration: ProxyConfiguration, clock: FakeClock) {
+    private init(
+        redis: RedisServer, origin: TestOrigin, proxy: ProxyServer, client: TestHTTPClient, configuration: ProxyConfiguration,
+        clock: FakeClock
+    ) {
         self.clock = clock
         self.redis = redis
         self.origin = origin
@@ -64,7 +67,9 @@ final class ProxyHarness: @unchecked Sendable {
 }
 
 /// Runs `body` with a harness and always stops it.
-func withProxy(routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil, _ body: (ProxyHarness) async throws -> Void) async throws {
+func withProxy(
+    routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil, _ body: (ProxyHarness) async throws -> Void
+) async throws {
     let harness = try await ProxyHarness.start(routes: routes, defaults: defaults, extra: extra, upstreamPort: upstreamPort)
     do {
         try await body(harness)

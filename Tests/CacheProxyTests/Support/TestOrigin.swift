@@ -19,7 +19,9 @@ final class TestOrigin: Sendable {
     private let counts: NIOLockedValueBox<[String: Int]>
     private let lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
 
-    private init(port: Int, channel: Channel, counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>) {
+    private init(
+        port: Int, channel: Channel, counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
+    ) {
         self.port = port
         self.channel = channel
         self.counts = counts
@@ -107,7 +109,8 @@ private final class OriginHandler: ChannelInboundHandler {
                 self.head = snapshot.0
                 self.body = snapshot.1
                 self.counts.withLockedValue { $0[path]! -= 1 }
-                self.respondEcho(context: context, head: snapshot.0, path: "/slow-done", query: query, count: count, headers: headers, status: .ok)
+                self.respondEcho(
+                    context: context, head: snapshot.0, path: "/slow-done", query: query, count: count, headers: headers, status: .ok)
             }
             return
         case "status":
@@ -141,11 +144,19 @@ private final class OriginHandler: ChannelInboundHandler {
         write(context: context, head: head, status: status, headers: headers, body: responseBody, chunked: chunked)
     }
 
-    private func respondEcho(context: ChannelHandlerContext, head: HTTPRequestHead, path: String, query: String, count: Int, headers: HTTPHeaders, status: HTTPResponseStatus) {
-        write(context: context, head: head, status: status, headers: headers, body: echo(head: head, path: path, query: query, count: count), chunked: false)
+    private func respondEcho(
+        context: ChannelHandlerContext, head: HTTPRequestHead, path: String, query: String, count: Int, headers: HTTPHeaders,
+        status: HTTPResponseStatus
+    ) {
+        write(
+            context: context, head: head, status: status, headers: headers, body: echo(head: head, path: path, query: query, count: count),
+            chunked: false)
     }
 
-    private func write(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer, chunked: Bool) {
+    private func write(
+        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer,
+        chunked: Bool
+    ) {
         var headers = headers
         if chunked {
             headers.add(name: "transfer-encoding", value: "chunked")

@@ -1,0 +1,175 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import CacheProxy
+
+@Suite struct CacheKeyTests {
+    let policy = CachePolicy(routes: [
+        try! Route(path: PathPattern("/user/show_one_user/"), methods: ["POST"]),
+        try! Route(path: PathPattern("/search"), methods: ["GET", "HEAD"]),
+        try! Route(path: PathPattern("/orders"), query: .only(["user_id"])),
+        try! Route(path: PathPattern("/me"), vary: ["Authorization"]),
+    ])
+
+    private func key(_ method: HTTPMethod, _ uri: String, body: String = "", headers: [(String, String)] = [("host", "api")]) -> CacheKey? {
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
+        guard case .lookup(let route, let lookupMethod) = policy.decide(head) else { return nil }
+        return policy.key(for: head, route: route, lookupMethod: lookupMethod, body: ByteBuffer(string: body))
+    }
+
+    @Test func differentBodiesNeverShare() {
+        let alice = key(.POST, "/user/show_one_user/", body: #"{"nick_name":"alice"}"#)
+        let bob = key(.POST, "/user/show_one_user/", body: #"{"nick_name":"bob"}"#)
+        #expect(alice != nil && bob != nil)
+        #expect(alice?.digest != bob?.digest)
+        #expect(alice?.digest == key(.POST, "/user/show_one_user/", body: #"{"nick_name":"alice"}"#)?.digest)
+    }
+
+    @Test func queryIsNormalized() {
+        let a = key(.GET, "/search?b=2&a=1")?.digest
+        #expect(a == key(.GET, "/search?a=1&b=2")?.digest)
+        #expect(a == key(.GET, "/search?a=%31&b=2")?.digest)
+        #expect(a == key(.GET, "/search?&a=1&&b=2&")?.digest)
+        #expect(a != key(.GET, "/search?a=1&b=2&b=3")?.digest)
+        #expect(a != key(.GET, "/search?a=1")?.digest)
+        #expect(key(.GET, "/search?q=a+b")?.digest == key(.GET, "/search?q=a%20b")?.digest)
+        #expect(key(.GET, "/search?q=a%2Bb")?.digest != key(.GET, "/search?q=a+b")?.digest)
+        #expect(key(.GET, "/search?a=1&a=2")?.digest == key(.GET, "/search?a=2&a=1")?.digest)
+    }
+
+    @Test func onlySelectedQueryParametersCount() {
+        #expect(key(.GET, "/orders?user_id=1&utm=a")?.digest == key(.GET, "/orders?utm=b&user_id=1")?.digest)
+        #expect(key(.GET, "/orders?user_id=1")?.digest != key(.GET, "/orders?user_id=2")?.digest)
+    }
+
+    @Test func methodHostAndPathCount() {
+        let get = key(.GET, "/search")
+        #expect(get?.digest == key(.HEAD, "/search")?.digest)  // HEAD reads the GET entry
+        #expect(get?.method == "GET")
+        #expect(get?.digest != key(.GET, "/search", headers: [("host", "other")])?.digest)
+        #expect(get?.digest == key(.GET, "/search", headers: [("host", "API")])?.digest)
+        #expect(get?.digest != key(.GET, "/search", body: "x")?.digest)
+    }
+
+    @Test func varyHeadersSeparateUsersAndAbsenceFromEmpty() {
+        let alice = key(.GET, "/me", headers: [("host", "api"), ("authorization", "Bearer a")])
+        let bob = key(.GET, "/me", headers: [("host", "api"), ("authorization", "Bearer b")])
+        let none = key(.GET, "/me")
+        let empty = key(.GET, "/me", headers: [("host", "api"), ("authorization", "")])
+        #expect(Set([alice?.digest, bob?.digest, none?.digest, empty?.digest]).count == 4)
+    }
+
+    @Test func noConcatenationCollisions() {
+        let a = CacheKey(method: "GET", host: "ab", path: "/c", query: [], bodyDigest: nil, vary: [])
+        let b = CacheKey(method: "GET", host: "a", path: "b/c", query: [], bodyDigest: nil, vary: [])
+        #expect(a.digest != b.digest)
+        let q1 = CacheKey(
+            method: "GET", host: "h", path: "/", query: QueryString.normalized("a=b&c=d", keeping: .all), bodyDigest: nil, vary: [])
+        let q2 = CacheKey(
+            method: "GET", host: "h", path: "/", query: QueryString.normalized("a=b%26c%3Dd", keeping: .all), bodyDigest: nil, vary: [])
+        #expect(q1.digest != q2.digest)
+    }
+
+    @Test func redisKeyIsPrefixVersionAndHex() {
+        let k = CacheKey(method: "GET", host: "h", path: "/", query: [], bodyDigest: nil, vary: [])
+        let redisKey = k.redisKey(prefix: "cache-proxy:")
+        #expect(redisKey.hasPrefix("cache-proxy:v1:"))
+        #expect(redisKey.count == "cache-proxy:v1:".count + 64)
+        #expect(redisKey.dropFirst("cache-proxy:v1:".count).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+    }
+}
+
+@Suite struct CachePolicyTests {
+    let policy = CachePolicy(routes: [
+        try! Route(path: PathPattern("/a")),
+        try! Route(path: PathPattern("/v"), vary: ["cookie"]),
+        try! Route(path: PathPattern("/small"), maxBodyBytes: 10),
+    ])
+
+    private func decide(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = []) -> String {
+        switch policy.decide(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))) {
+        case .bypass(let reason): return reason.rawValue
+        case .lookup(_, let method): return "lookup \(method)"
+        }
+    }
+
+    @Test func requestDecisions() {
+        #expect(decide(.GET, "/a?x=1") == "lookup GET")
+        #expect(decide(.HEAD, "/a") == "lookup GET")
+        #expect(decide(.POST, "/a") == "method")
+        #expect(decide(.DELETE, "/a") == "method")
+        #expect(decide(.GET, "/b") == "no-route")
+        #expect(decide(.GET, "/a", [("Authorization", "x")]) == "authorization")
+        #expect(decide(.GET, "/a", [("Cookie", "x")]) == "cookie")
+        #expect(decide(.GET, "/v", [("Cookie", "x")]) == "lookup GET")
+        #expect(decide(.GET, "/a", [("Upgrade", "websocket")]) == "upgrade")
+        #expect(decide(.GET, "http://example.com/a?x") == "lookup GET")
+    }
+
+    private func notStored(_ status: Int, _ headers: [(String, String)] = [], method: String = "GET", route: Int = 0) -> String? {
+        policy.notStoredReason(
+            requestMethod: method,
+            response: HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: HTTPHeaders(headers)),
+            route: policy.routes[route])?.rawValue
+    }
+
+    @Test func responseDecisions() {
+        #expect(notStored(200) == nil)
+        #expect(notStored(200, [("Cache-Control", "public, max-age=60")]) == nil)
+        #expect(notStored(404) == "status")
+        #expect(notStored(200, [("Set-Cookie", "a=b")]) == "set-cookie")
+        #expect(notStored(200, [("Cache-Control", "max-age=0, No-Store")]) == "no-store")
+        #expect(notStored(200, [("Cache-Control", "private=\"x\"")]) == "private")
+        #expect(notStored(200, [("Cache-Control", "no-cache")]) == "no-cache")
+        #expect(notStored(200, method: "HEAD") == "head")
+        #expect(notStored(200, [("Content-Length", "11")], route: 2) == "too-large")
+        #expect(notStored(200, [("Content-Length", "10")], route: 2) == nil)
+    }
+
+    @Test func outcomesRenderHeaders() {
+        #expect(CacheOutcome.hit(ttl: 25).cacheStatus == "cache-proxy; hit; ttl=25")
+        #expect(CacheOutcome.hit(ttl: 25).xCache == "HIT")
+        #expect(CacheOutcome.miss(stored: true, notStoredReason: nil).cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+        #expect(CacheOutcome.miss(stored: false, notStoredReason: .setCookie).cacheStatus == "cache-proxy; fwd=uri-miss; detail=set-cookie")
+        #expect(CacheOutcome.bypass(.authorization).cacheStatus == "cache-proxy; fwd=bypass; detail=authorization")
+        #expect(CacheOutcome.bypass(.redisUnavailable).xCache == "BYPASS")
+    }
+}
+
+@Suite struct CacheEntryCodecTests {
+    let entry = CacheEntry(
+        status: 200, headers: [("content-type", "application/json"), ("x-multi", "a"), ("x-multi", "b"), ("x-utf8", "olá")],
+        body: ByteBuffer(bytes: (0...255).map { UInt8($0) }), storedAt: 1_700_000_000_123, ttl: 30_000, grace: 5_000,
+        tags: ["user", "list"])
+
+    @Test func roundTrips() {
+        #expect(CacheEntryCodec.decode(CacheEntryCodec.encode(entry)) == .entry(entry))
+        let empty = CacheEntry(status: 204, headers: [], body: ByteBuffer(), storedAt: 0, ttl: 1)
+        #expect(CacheEntryCodec.decode(CacheEntryCodec.encode(empty)) == .entry(empty))
+    }
+
+    @Test func unknownVersionIsNotAnEntry() {
+        var encoded = CacheEntryCodec.encode(entry)
+        encoded.setInteger(UInt8(2), at: encoded.readerIndex)
+        #expect(CacheEntryCodec.decode(encoded) == .unknownVersion(2))
+    }
+
+    @Test func everyTruncationIsCorruptNeverACrash() {
+        let encoded = CacheEntryCodec.encode(entry)
+        for length in 0..<encoded.readableBytes {
+            let prefix = encoded.getSlice(at: encoded.readerIndex, length: length)!
+            #expect(CacheEntryCodec.decode(prefix) == .corrupt)
+        }
+        var longer = encoded
+        longer.writeString("x")
+        #expect(CacheEntryCodec.decode(longer) == .corrupt)
+    }
+
+    @Test func freshnessAndAge() {
+        #expect(entry.isFresh(now: entry.storedAt + 29_999))
+        #expect(!entry.isFresh(now: entry.storedAt + 30_000))
+        #expect(entry.age(now: entry.storedAt + 12_500) == 12)
+        #expect(entry.remainingTTL(now: entry.storedAt + 12_500) == 17)
+        #expect(entry.age(now: entry.storedAt - 5_000) == 0)
+    }
+}
