@@ -57,29 +57,33 @@ public struct CacheKey: Sendable, Hashable {
     /// Hex SHA-256 of the canonical, length-prefixed encoding of every part.
     public var digest: String {
         var hasher = SHA256()
-        func field(_ bytes: some Collection<UInt8>) {
+        func field(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt32(bytes.count).bigEndian
             withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: Array(bytes))
+            hasher.update(bufferPointer: bytes)
         }
-        field(Array("cache-proxy-key/1".utf8))
-        field(Array(method.utf8))
-        field(Array(host.utf8))
-        field(Array(path.utf8))
-        field(Array(String(query.count).utf8))
+        func field(_ text: String) {
+            var text = text
+            text.withUTF8 { field(UnsafeRawBufferPointer($0)) }
+        }
+        func field(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { field($0) }
+        }
+        field("cache-proxy-key/1")
+        field(method)
+        field(host)
+        field(path)
+        field(String(query.count))
         for parameter in query {
             field(parameter.name)
             field(parameter.value)
         }
-        field(Array((bodyDigest ?? "-").utf8))
-        field(Array(String(vary.count).utf8))
+        field(bodyDigest ?? "-")
+        field(String(vary.count))
         for header in vary {
-            field(Array(header.name.utf8))
-            if let value = header.value {
-                field(Array("=".utf8) + Array(value.utf8))
-            } else {
-                field(Array("absent".utf8))
-            }
+            field(header.name)
+            // "=" marks a present value, so a value can never look like "absent".
+            field(header.value.map { "=" + $0 } ?? "absent")
         }
         return hasher.finalize().hexString
     }
@@ -93,11 +97,12 @@ public struct CacheKey: Sendable, Hashable {
 extension Sequence<UInt8> {
     /// Lower-case hexadecimal.
     var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
+        let digits: StaticString = "0123456789abcdef"
         var out: [UInt8] = []
+        out.reserveCapacity(underestimatedCount * 2)
         for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+            out.append(digits.utf8Start[Int(byte >> 4)])
+            out.append(digits.utf8Start[Int(byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -44,17 +44,28 @@ public struct CacheStore: Sendable {
 
     /// Looks `key` up using the connection of `eventLoop`. The future never fails.
     public func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<LookupResult> {
-        redis.get(key.redisKey(prefix: keyPrefix), on: eventLoop, timeout: timeout).map { value -> LookupResult in
-            guard let value else { return .miss }
-            switch CacheEntryCodec.decode(value) {
-            case .entry(let entry):
-                return entry.isFresh(now: clock()) ? .hit(entry) : .miss
-            case .unknownVersion, .corrupt:
-                return .miss
+        // One promise and one callback on the hot path (not a chain of map/recover futures).
+        let promise = eventLoop.makePromise(of: LookupResult.self)
+        let clock = self.clock
+        redis.send(RedisCommand("GET", [.string(key.redisKey(prefix: keyPrefix))]), on: eventLoop, timeout: timeout).whenComplete {
+            result in
+            switch result {
+            case .success(.bulkString(let value)):
+                switch CacheEntryCodec.decode(value) {
+                case .entry(let entry) where entry.isFresh(now: clock()):
+                    promise.succeed(.hit(entry))
+                case .entry, .unknownVersion, .corrupt:
+                    promise.succeed(.miss)
+                }
+            case .success(.null):
+                promise.succeed(.miss)
+            case .success(let other):
+                promise.succeed(.unavailable(RedisClientError.unexpectedReply(to: "GET", other)))
+            case .failure(let error):
+                promise.succeed(.unavailable(error))
             }
-        }.recover { error in
-            .unavailable(error)
         }
+        return promise.futureResult
     }
 
     /// Stores `entry` under `key` with `SET … PX ttl` (plus grace). The future fails on Redis trouble.

@@ -2,8 +2,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Serves one client connection, one request at a time (`HTTPServerPipelineHandler` in front
-/// of it holds pipelined requests back and keeps responses in order).
+/// Serves one client connection, one request at a time: pipelined requests wait in a queue until
+/// the one before them is answered, so responses go out in order. (NIO's
+/// `HTTPServerPipelineHandler` would do the same but toggles read interest twice per request;
+/// without it, all-HIT throughput measured 64.1k against 60.4k req/s, mean of 3 alternating
+/// `wrk -t2 -c128` runs.)
 ///
 /// For each request it asks ``CachePolicy`` what to do. Cacheable requests have their body read
 /// (bounded by the route's `max_body_bytes`) to build the ``CacheKey``, and are answered from
@@ -35,6 +38,10 @@ final class ProxyHandler: ChannelInboundHandler {
     private var clientAddress: String?
     /// Set on shutdown: the response in progress is the last on this connection.
     private var closeAfterResponse = false
+    /// Parts of pipelined requests that arrived while an earlier request was in progress.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queuedBytes = 0
+    private static let maxQueuedParts = 64
 
     /// Request bodies up to this size are kept so the request can be re-sent when a pooled
     /// upstream connection turns out to be closed.
@@ -55,11 +62,40 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Request parts
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || (part.isHead && !isIdle) {
+            // A pipelined request: it waits until the current one is answered.
+            queued.append(part)
+            if case .body(let body) = part { queuedBytes += body.readableBytes }
+            if queuedBytes > Self.maxPendingBytes || queued.count > Self.maxQueuedParts { setClientReading(false) }
+            return
+        }
+        handle(part)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head): requestHead(head)
         case .body(let body): requestBody(body)
         case .end: requestEnd()
         }
+    }
+
+    /// Hands queued (pipelined) request parts over, in order, while the handler can take them.
+    private func drainQueue() {
+        while let part = queued.first, !(part.isHead && !isIdle) {
+            queued.removeFirst()
+            if case .body(let body) = part { queuedBytes -= body.readableBytes }
+            handle(part)
+        }
+        if queued.isEmpty || (queuedBytes <= Self.maxPendingBytes && queued.count <= Self.maxQueuedParts) {
+            setClientReading(true)
+        }
+    }
+
+    private var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
     }
 
     private func requestHead(_ head: HTTPRequestHead) {
@@ -111,6 +147,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .discarding:
             state = .idle
             setClientReading(true)
+            drainQueue()
         case .idle, .lookingUp, .closed:
             break
         }
@@ -138,12 +175,19 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private func respondFromCache(_ request: ClientRequest, entry: CacheEntry) {
         let now = shared.store.now()
-        var headers = HTTPHeaders(entry.headers)
-        headers.replaceOrAdd(name: "content-length", value: String(entry.body.readableBytes))
-        headers.replaceOrAdd(name: "age", value: String(entry.age(now: now)))
         let outcome = CacheOutcome.hit(ttl: entry.remainingTTL(now: now))
         var keepAlive = request.keepAlive && !closeAfterResponse
-        addProxyHeaders(&headers, outcome: outcome, request: request, keepAlive: &keepAlive)
+        // Stored headers never include these (see `store`), so they are added, not replaced.
+        var headers = HTTPHeaders(entry.headers)
+        headers.add(name: "content-length", value: String(entry.body.readableBytes))
+        headers.add(name: "age", value: String(entry.age(now: now)))
+        headers.add(name: "x-cache", value: outcome.xCache)
+        headers.add(name: "cache-status", value: outcome.cacheStatus)
+        if !keepAlive {
+            headers.add(name: "connection", value: "close")
+        } else if request.head.version.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
         let status = HTTPResponseStatus(statusCode: entry.status)
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
@@ -444,11 +488,10 @@ final class ProxyHandler: ChannelInboundHandler {
                 "cache": "\(outcome.cacheStatus)",
             ])
         if keepAlive {
-            // Set the state first: writing `.end` lets HTTPServerPipelineHandler deliver the next
-            // pipelined request to this handler before the write call returns.
             state = requestEnded ? .idle : .discarding
             setClientReading(true)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            drainQueue()
         } else {
             state = .closed
             let context = self.context!
@@ -611,4 +654,11 @@ final class ForwardedRequest: UpstreamResponseDelegate {
     func upstreamResponseEnd() { handler.upstreamResponseEnd(self) }
     func upstreamFailed(_ error: Error) { handler.upstreamFailed(self, error) }
     func upstreamWritabilityChanged(isWritable: Bool) { handler.upstreamWritabilityChanged(self, isWritable: isWritable) }
+}
+
+extension HTTPServerRequestPart {
+    fileprivate var isHead: Bool {
+        if case .head = self { return true }
+        return false
+    }
 }

@@ -69,7 +69,8 @@ public final class ProxyServer: Sendable {
                     channel.closeFuture.whenComplete { _ in
                         _ = connections.withLockedValue { $0.removeValue(forKey: id) }
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared))
                 }
             }

@@ -411,12 +411,21 @@ import Testing
 
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         try await withProxy(routes: "  - path: /p/*") { h throws in
-            let requests =
-                (1...5).map { "GET /p/\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
-                + "GET /p/6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            // Cached and uncached requests, with and without bodies, sent in one go.
+            let requests = [
+                "GET /p/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                "POST /e/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                "GET /p/3 HTTP/1.1\r\nHost: x\r\n\r\n",
+                "GET /p/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                "PUT /e/5 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                "GET /p/6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ].joined()
             let reply = try rawExchange(port: h.client.port, send: requests, until: { _ in false })
-            let paths = reply.matches(of: /"path":"(\/p\/\d)"/).map { String($0.1) }
-            #expect(paths == ["/p/1", "/p/2", "/p/3", "/p/4", "/p/5", "/p/6"])
+            let paths = reply.matches(of: /"path":"(\/[pe]\/\d)"/).map { String($0.1) }
+            #expect(paths == ["/p/1", "/e/2", "/p/3", "/p/1", "/e/5", "/p/6"])
+            #expect(reply.matches(of: /x-cache: (\w+)/).map { String($0.1) } == ["MISS", "BYPASS", "MISS", "HIT", "BYPASS", "MISS"])
+            #expect(reply.contains(#""body":"hello""#))
+            #expect(reply.contains(#""body":"abc""#))
         }
     }
 
