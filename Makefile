@@ -1,7 +1,10 @@
 # cache-proxy — see README.md.
 SWIFT ?= swift
+CONFIG ?= config/flask-api.yaml
+FLASK_DIR := examples/flask-api
+VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release bench-redis clean
+.PHONY: test deps build release run bench bench-redis loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -15,9 +18,28 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## Run every test: unit tests, and component/end-to-end tests against a real redis-server.
-test: deps
+## The example API's virtualenv (Flask, gunicorn, pytest…).
+flask-venv: $(VENV)/.installed
+$(VENV)/.installed: $(FLASK_DIR)/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(FLASK_DIR)/requirements.txt
+	touch $@
+
+## Every test: Swift unit, component and end-to-end tests (real redis-server, real HTTP),
+## then the example API's pytest suite.
+test: deps flask-venv
 	$(SWIFT) test
+	cd $(FLASK_DIR) && .venv/bin/python -m pytest -q
+
+## Start Redis (if none answers), the example API and cache-proxy in front of it. Ctrl-C stops all.
+run: release flask-venv
+	@scripts/run.sh $(CONFIG)
+
+## HTTP benchmark: origin direct, cache-proxy HIT/MISS, nginx proxy_cache, with wrk.
+bench: deps
+	@scripts/install-deps.sh wrk nginx-light curl
+	$(SWIFT) build -c release
+	python3 scripts/bench.py
 
 ## Redis client throughput next to redis-benchmark, in one run.
 bench-redis: deps
@@ -25,4 +47,4 @@ bench-redis: deps
 	.build/release/cache-proxy-bench redis
 
 clean:
-	rm -rf .build
+	rm -rf .build $(VENV)

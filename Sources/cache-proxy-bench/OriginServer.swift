@@ -17,6 +17,9 @@ struct OriginServer: AsyncParsableCommand {
     @Option(help: "Event loop threads.")
     var threads: Int = 1
 
+    @Option(help: "Milliseconds each response waits before it is sent (simulated database time, no CPU).")
+    var delayMs: Int = 0
+
     func run() async throws {
         let body = Self.jsonBody(size: size)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -27,7 +30,7 @@ struct OriginServer: AsyncParsableCommand {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
-                    try channel.pipeline.syncOperations.addHandler(OriginHandler(body: body))
+                    try channel.pipeline.syncOperations.addHandler(OriginHandler(body: body, delay: .milliseconds(Int64(delayMs))))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
@@ -54,14 +57,24 @@ private final class OriginHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
     let body: ByteBuffer
     let headers: HTTPHeaders
+    let delay: TimeAmount
 
-    init(body: ByteBuffer) {
+    init(body: ByteBuffer, delay: TimeAmount) {
         self.body = body
+        self.delay = delay
         self.headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(body.readableBytes)")])
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .end = unwrapInboundIn(data) else { return }
+        if delay > .zero {
+            context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.respond(context: context) }
+        } else {
+            respond(context: context)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -25,6 +25,7 @@ public final class ProxyServer: Sendable {
     private let shared: ProxyContext
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    private let shutdownTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     /// Creates a server; nothing is bound until ``start()``.
     ///
@@ -95,8 +96,18 @@ public final class ProxyServer: Sendable {
 
     /// Stops accepting connections, lets requests in progress finish (closing idle keep-alive
     /// connections at once), waits up to `gracePeriod` for them, then closes what is left,
-    /// the upstream pools and Redis, in that order.
+    /// the upstream pools and Redis, in that order. Calling it again waits for the first call.
     public func shutdown(gracePeriod: TimeAmount = .seconds(10)) async {
+        let task = shutdownTask.withLockedValue { task in
+            if task == nil {
+                task = Task { await self.performShutdown(gracePeriod: gracePeriod) }
+            }
+            return task!
+        }
+        await task.value
+    }
+
+    private func performShutdown(gracePeriod: TimeAmount) async {
         if let channel = serverChannel.withLockedValue({ $0 }) {
             try? await channel.close()
         }
