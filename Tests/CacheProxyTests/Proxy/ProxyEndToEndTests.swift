@@ -381,6 +381,28 @@ import Testing
         }
     }
 
+    @Test func upstreamClosingPooledConnectionsIsRetriedTransparently() async throws {
+        try await withProxy(routes: "  - path: /none") { h throws in
+            for round in 1...10 {
+                let response = try await h.client.request(.PUT, "/flaky", body: ByteBuffer(string: "round \(round)"))
+                #expect(response.status == .ok)
+                #expect(response.json["body"] as? String == "round \(round)")
+            }
+            #expect(h.origin.count("/flaky") == 10)
+        }
+    }
+
+    @Test func expectContinueIsAnsweredByTheProxy() async throws {
+        try await withProxy(routes: "  - path: /none") { h throws in
+            let head = "PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            let interim = try rawExchange(port: h.client.port, send: head, until: { $0.contains("\r\n\r\n") }, timeout: 5, thenSend: "hello")
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+            #expect(interim.contains("HTTP/1.1 200 OK"))
+            #expect(interim.contains(#""body":"hello""#))
+            #expect(h.origin.headers("/e")?.first(name: "expect") == nil)
+        }
+    }
+
     @Test func forwardedHeadersAreAddedAndHopByHopRemoved() async throws {
         try await withProxy(routes: "  - path: /none") { h throws in
             _ = try await h.client.get(

@@ -97,7 +97,10 @@ private final class ResponseCollector: ChannelInboundHandler {
 }
 
 /// Sends raw bytes over TCP and reads until the server closes or `until` is satisfied.
-func rawExchange(port: Int, send: String, until: @escaping @Sendable (String) -> Bool, timeout: TimeInterval = 10) throws -> String {
+/// With `thenSend`, sends it once `until` is first satisfied, then reads until the server closes.
+func rawExchange(
+    port: Int, send: String, until: @escaping @Sendable (String) -> Bool, timeout: TimeInterval = 10, thenSend: String? = nil
+) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket") }
     defer { close(fd) }
@@ -111,15 +114,23 @@ func rawExchange(port: Int, send: String, until: @escaping @Sendable (String) ->
     guard connected == 0 else { throw TestFailure("connect") }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    let bytes = Array(send.utf8)
-    _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+    write(send)
+    var pendingSecondPart = thenSend
     var received = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { break }
         received += buffer[0..<n]
-        if until(String(decoding: received, as: UTF8.self)) { break }
+        if until(String(decoding: received, as: UTF8.self)) {
+            guard let second = pendingSecondPart else { break }
+            pendingSecondPart = nil
+            write(second)
+        }
     }
     return String(decoding: received, as: UTF8.self)
 }

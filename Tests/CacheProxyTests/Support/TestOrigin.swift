@@ -10,6 +10,7 @@ import NIOPosix
 /// - `/status/N…` → status N; `/set-cookie…`, `/no-store…`, `/private…` → 200 with that header;
 /// - `/binary…` → all 256 byte values, 4 times; `/large/N…` → N bytes (`?chunked=1`: chunked);
 /// - `/slow/MS…` → answers after MS milliseconds; `/close…` → closes without answering;
+/// - `/flaky…` → answers the first request on a connection, closes at the second;
 /// - anything else → 200 JSON echoing method, path, query, body and the request count.
 ///
 /// Every response carries `X-Origin-Count` (this path's count so far).
@@ -63,6 +64,7 @@ private final class OriginHandler: ChannelInboundHandler {
     let lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
     var head: HTTPRequestHead?
     var body = ByteBuffer()
+    var servedOnThisConnection = 0
 
     init(counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>) {
         self.counts = counts
@@ -99,6 +101,12 @@ private final class OriginHandler: ChannelInboundHandler {
 
         switch segments.first.map(String.init) ?? "" {
         case "close":
+            context.close(promise: nil)
+            return
+        case "flaky" where servedOnThisConnection > 0:
+            // A keep-alive connection the server drops as the next request arrives (an idle
+            // timeout racing the client): closed without an answer.
+            counts.withLockedValue { $0[path]! -= 1 }
             context.close(promise: nil)
             return
         case "slow":
@@ -176,6 +184,7 @@ private final class OriginHandler: ChannelInboundHandler {
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         self.head = nil
+        servedOnThisConnection += 1
     }
 
     private func echo(head: HTTPRequestHead, path: String, query: String, count: Int) -> ByteBuffer {
