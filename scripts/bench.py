@@ -41,15 +41,19 @@ class Processes:
         self.procs = []
 
     def start(self, args, **kwargs):
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=kwargs.pop("stderr", subprocess.DEVNULL), **kwargs)
+        # Own session, so stop() can kill the whole process group (nginx's workers too).
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=kwargs.pop("stderr", subprocess.DEVNULL), start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 
     def stop(self):
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 def to_ms(value, unit):
