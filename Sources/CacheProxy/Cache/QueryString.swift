@@ -43,7 +43,7 @@ public enum QueryString {
             if byte == UInt8(ascii: "%"),
                 let first = bytes.index(index, offsetBy: 1, limitedBy: bytes.endIndex), first < bytes.endIndex,
                 let second = bytes.index(index, offsetBy: 2, limitedBy: bytes.endIndex), second < bytes.endIndex,
-                let high = hex(bytes[first]), let low = hex(bytes[second])
+                let high = UInt8.hexDigitValue(bytes[first]), let low = UInt8.hexDigitValue(bytes[second])
             {
                 output.append(high << 4 | low)
                 index = bytes.index(after: second)
@@ -53,14 +53,5 @@ public enum QueryString {
             index = bytes.index(after: index)
         }
         return output
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
