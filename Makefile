@@ -41,6 +41,13 @@ bench: deps
 	$(SWIFT) build -c release
 	python3 scripts/bench.py
 
+## The example API direct, with Flask-Caching, behind cache-proxy and behind nginx: one run,
+## under 5 minutes; writes loadtest-results/{results.csv,correctness.csv,chart.png,summary.md}.
+loadtest: release flask-venv
+	@scripts/install-deps.sh wrk nginx-light curl
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/loadtest-requirements.txt
+	$(VENV)/bin/python scripts/loadtest.py
+
 ## Redis client throughput next to redis-benchmark, in one run.
 bench-redis: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
