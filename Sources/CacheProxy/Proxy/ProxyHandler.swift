@@ -176,7 +176,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func respondFromCache(_ request: ClientRequest, entry: CacheEntry) {
         let now = shared.store.now()
         let outcome = CacheOutcome.hit(ttl: entry.remainingTTL(now: now))
-        var keepAlive = request.keepAlive && !closeAfterResponse
+        let keepAlive = request.keepAlive && !closeAfterResponse
         // Stored headers never include these (see `store`), so they are added, not replaced.
         var headers = HTTPHeaders(entry.headers)
         headers.add(name: "content-length", value: String(entry.body.readableBytes))
@@ -541,6 +541,15 @@ final class ProxyHandler: ChannelInboundHandler {
     struct ShutdownRequested {}
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
+            // A keep-alive connection with nothing in progress and no traffic: close it. One
+            // with a request in progress (a slow upstream, a long download) is left alone.
+            if case .idle = state, queued.isEmpty {
+                state = .closed
+                context.close(promise: nil)
+            }
+            return
+        }
         guard event is ShutdownRequested else {
             context.fireUserInboundEventTriggered(event)
             return

@@ -26,18 +26,23 @@ public final class ProxyServer: Sendable {
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
     private let shutdownTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let clientIdleTimeout: TimeAmount
 
     /// Creates a server; nothing is bound until ``start()``.
     ///
     /// - Parameters:
     ///   - logger: where warnings and (at debug level) one line per request go. Default: discards everything.
     ///   - clock: wall clock in milliseconds since the epoch, for entry ages. Default: the system clock.
+    ///   - clientIdleTimeout: keep-alive client connections with no request in progress are closed
+    ///     after this long without traffic. Default 75 s, as nginx's `keepalive_timeout`.
     public init(
         configuration: ProxyConfiguration,
         eventLoopGroup: EventLoopGroup,
         logger: Logger = Logger(label: "cache-proxy", factory: { _ in SwiftLogNoOpLogHandler() }),
-        clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock
+        clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock,
+        clientIdleTimeout: TimeAmount = .seconds(75)
     ) {
+        self.clientIdleTimeout = clientIdleTimeout
         self.configuration = configuration
         self.group = eventLoopGroup
         self.logger = logger
@@ -58,6 +63,7 @@ public final class ProxyServer: Sendable {
         redis.connect()
         let shared = self.shared
         let connections = self.connections
+        let clientIdleTimeout = self.clientIdleTimeout
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,6 +76,7 @@ public final class ProxyServer: Sendable {
                     channel.closeFuture.whenComplete { _ in
                         _ = connections.withLockedValue { $0.removeValue(forKey: id) }
                     }
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: clientIdleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared))

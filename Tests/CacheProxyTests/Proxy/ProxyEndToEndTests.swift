@@ -395,11 +395,26 @@ import Testing
     @Test func expectContinueIsAnsweredByTheProxy() async throws {
         try await withProxy(routes: "  - path: /none") { h throws in
             let head = "PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
-            let interim = try rawExchange(port: h.client.port, send: head, until: { $0.contains("\r\n\r\n") }, timeout: 5, thenSend: "hello")
+            let interim = try rawExchange(
+                port: h.client.port, send: head, until: { $0.contains("\r\n\r\n") }, timeout: 5, thenSend: "hello")
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"))
             #expect(interim.contains("HTTP/1.1 200 OK"))
             #expect(interim.contains(#""body":"hello""#))
             #expect(h.origin.headers("/e")?.first(name: "expect") == nil)
+        }
+    }
+
+    @Test func idleKeepAliveConnectionsAreClosedButBusyOnesAreNot() async throws {
+        try await withProxy(routes: "  - path: /none", clientIdleTimeout: .milliseconds(300)) { h throws in
+            // Idle after one answered request: closed by the proxy (the read ends at EOF).
+            let start = Date()
+            let idle = try rawExchange(port: h.client.port, send: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", until: { _ in false }, timeout: 10)
+            #expect(idle.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(Date().timeIntervalSince(start) < 9)
+            // Waiting 1.5 s on a slow upstream, longer than the idle timeout: still answered.
+            let busy = try rawExchange(
+                port: h.client.port, send: "GET /slow/1500 HTTP/1.1\r\nHost: x\r\n\r\n", until: { $0.contains("slow-done") }, timeout: 10)
+            #expect(busy.hasPrefix("HTTP/1.1 200 OK"))
         }
     }
 

@@ -30,7 +30,9 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// Starts everything. `routes` is the YAML of the `routes:` list (indented two spaces);
     /// `extra` adds top-level keys.
-    static func start(routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil) async throws -> ProxyHarness {
+    static func start(
+        routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil, clientIdleTimeout: TimeAmount = .seconds(75)
+    ) async throws -> ProxyHarness {
         let redis = try await RedisServer.start()
         let origin = try await TestOrigin.start(group: group)
         let yaml = """
@@ -48,7 +50,8 @@ final class ProxyHarness: @unchecked Sendable {
             """
         let configuration = try ProxyConfiguration.parse(yaml: yaml, file: "test.yaml")
         let clock = FakeClock()
-        let proxy = ProxyServer(configuration: configuration, eventLoopGroup: group, clock: { clock.now })
+        let proxy = ProxyServer(
+            configuration: configuration, eventLoopGroup: group, clock: { clock.now }, clientIdleTimeout: clientIdleTimeout)
         let address = try await proxy.start()
         return ProxyHarness(
             redis: redis, origin: origin, proxy: proxy, client: TestHTTPClient(port: address.port!, group: group),
@@ -68,9 +71,11 @@ final class ProxyHarness: @unchecked Sendable {
 
 /// Runs `body` with a harness and always stops it.
 func withProxy(
-    routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil, _ body: (ProxyHarness) async throws -> Void
+    routes: String, defaults: String = "", extra: String = "", upstreamPort: Int? = nil, clientIdleTimeout: TimeAmount = .seconds(75),
+    _ body: (ProxyHarness) async throws -> Void
 ) async throws {
-    let harness = try await ProxyHarness.start(routes: routes, defaults: defaults, extra: extra, upstreamPort: upstreamPort)
+    let harness = try await ProxyHarness.start(
+        routes: routes, defaults: defaults, extra: extra, upstreamPort: upstreamPort, clientIdleTimeout: clientIdleTimeout)
     do {
         try await body(harness)
         await harness.stop()
