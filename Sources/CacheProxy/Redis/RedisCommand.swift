@@ -39,50 +39,60 @@ public struct RedisCommand: Sendable {
     /// Creates a command from its name and arguments, e.g. `RedisCommand("SET", ["k", .bytes(v), "PX", 500])`.
     public init(_ name: String, _ arguments: [RedisArgument] = []) {
         self.name = name
-        let all = [RedisArgument.string(name)] + arguments
-        self.encoded = Self.format(all)
+        self.encoded = Self.format(name: name, arguments)
     }
 
-    /// Runs hiredis's formatter over the arguments. Each argument's bytes are passed by pointer
-    /// and length, so binary data is safe; the formatted C string is copied and freed.
-    private static func format(_ arguments: [RedisArgument]) -> ByteBuffer {
-        var pointers = [UnsafePointer<CChar>?](repeating: nil, count: arguments.count)
-        var lengths = [Int](repeating: 0, count: arguments.count)
-        return withArgumentBytes(arguments[...], pointers: &pointers, lengths: &lengths) { pointers, lengths in
-            var target: UnsafeMutablePointer<CChar>?
-            let length = redisFormatCommandArgv(&target, Int32(pointers.count), &pointers, &lengths)
-            guard length >= 0, let target else {
-                fatalError("hiredis could not format a command (out of memory)")
+    /// Runs hiredis's formatter over the name and arguments. Each argument's bytes are passed by
+    /// pointer and length, so binary data is safe; the formatted C string is copied and freed.
+    /// The pointer and length tables live on the stack.
+    private static func format(name: String, _ arguments: [RedisArgument]) -> ByteBuffer {
+        let count = arguments.count + 1
+        return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { pointers in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { lengths in
+                var name = name
+                return name.withUTF8 { utf8 in
+                    pointers[0] = UnsafeRawPointer(utf8.baseAddress ?? Self.empty.utf8Start).assumingMemoryBound(to: CChar.self)
+                    lengths[0] = utf8.count
+                    return withArgumentBytes(arguments[...], pointers: pointers, lengths: lengths) {
+                        var target: UnsafeMutablePointer<CChar>?
+                        let length = redisFormatCommandArgv(&target, Int32(count), pointers.baseAddress, lengths.baseAddress)
+                        guard length >= 0, let target else {
+                            fatalError("hiredis could not format a command (out of memory)")
+                        }
+                        defer { redisFreeCommand(target) }
+                        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: target, count: Int(length)))
+                    }
+                }
             }
-            defer { redisFreeCommand(target) }
-            return ByteBuffer(bytes: UnsafeRawBufferPointer(start: target, count: Int(length)))
         }
     }
 
-    /// Calls `body` with a pointer and length for every argument, keeping all of them valid at once.
+    /// Pointers to a zero-length argument must still be non-nil for hiredis.
+    private static let empty: StaticString = ""
+
+    /// Fills the tables (from index 1) with a pointer and length for every argument, keeping all
+    /// of them valid while `body` runs.
     private static func withArgumentBytes<R>(
         _ rest: ArraySlice<RedisArgument>,
-        pointers: inout [UnsafePointer<CChar>?],
-        lengths: inout [Int],
-        _ body: (inout [UnsafePointer<CChar>?], inout [Int]) -> R
+        pointers: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
+        lengths: UnsafeMutableBufferPointer<Int>,
+        _ body: () -> R
     ) -> R {
-        guard let first = rest.first else { return body(&pointers, &lengths) }
-        let index = rest.startIndex
+        guard let first = rest.first else { return body() }
+        let slot = rest.startIndex + 1  // slices of `arguments` keep its indices; slot 0 is the name
         let remaining = rest.dropFirst()
-        // Pointers to a zero-length argument must still be non-nil for hiredis.
-        let empty: StaticString = ""
         switch first.storage {
         case .string(var text):
             return text.withUTF8 { utf8 in
-                pointers[index] = UnsafeRawPointer(utf8.baseAddress ?? empty.utf8Start).assumingMemoryBound(to: CChar.self)
-                lengths[index] = utf8.count
-                return withArgumentBytes(remaining, pointers: &pointers, lengths: &lengths, body)
+                pointers[slot] = UnsafeRawPointer(utf8.baseAddress ?? empty.utf8Start).assumingMemoryBound(to: CChar.self)
+                lengths[slot] = utf8.count
+                return withArgumentBytes(remaining, pointers: pointers, lengths: lengths, body)
             }
         case .bytes(let buffer):
             return buffer.withUnsafeReadableBytes { bytes in
-                pointers[index] = (bytes.baseAddress ?? UnsafeRawPointer(empty.utf8Start)).assumingMemoryBound(to: CChar.self)
-                lengths[index] = bytes.count
-                return withArgumentBytes(remaining, pointers: &pointers, lengths: &lengths, body)
+                pointers[slot] = (bytes.baseAddress ?? UnsafeRawPointer(empty.utf8Start)).assumingMemoryBound(to: CChar.self)
+                lengths[slot] = bytes.count
+                return withArgumentBytes(remaining, pointers: pointers, lengths: lengths, body)
             }
         }
     }
