@@ -183,11 +183,7 @@ final class ProxyHandler: ChannelInboundHandler {
         headers.add(name: "age", value: String(entry.age(now: now)))
         headers.add(name: "x-cache", value: outcome.xCache)
         headers.add(name: "cache-status", value: outcome.cacheStatus)
-        if !keepAlive {
-            headers.add(name: "connection", value: "close")
-        } else if request.head.version.minor == 0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
+        Self.addConnectionHeader(&headers, keepAlive: keepAlive, version: request.head.version)
         let status = HTTPResponseStatus(statusCode: entry.status)
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
@@ -443,22 +439,28 @@ final class ProxyHandler: ChannelInboundHandler {
                 forward.keepAlive = false  // an HTTP/1.0 client learns where the body ends by the close
             }
         }
-        var keepAlive = forward.keepAlive
-        addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: &keepAlive)
-        forward.keepAlive = keepAlive
+        addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: forward.keepAlive)
         forward.responseStatus = upstream.status
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: upstream.status, headers: headers))),
             promise: nil)
     }
 
-    private func addProxyHeaders(_ headers: inout HTTPHeaders, outcome: CacheOutcome, request: ClientRequest, keepAlive: inout Bool) {
+    /// `X-Cache`, `Cache-Status` (appended to an upstream cache's list) and `Connection`.
+    /// `headers` has no `Connection` header: it is hop-by-hop and was removed.
+    private func addProxyHeaders(_ headers: inout HTTPHeaders, outcome: CacheOutcome, request: ClientRequest, keepAlive: Bool) {
         headers.replaceOrAdd(name: "x-cache", value: outcome.xCache)
         headers.appendToList(name: "cache-status", value: outcome.cacheStatus)
+        Self.addConnectionHeader(&headers, keepAlive: keepAlive, version: request.head.version)
+    }
+
+    /// `Connection: close` when the connection ends after this response; `keep-alive` for an
+    /// HTTP/1.0 client that asked to keep it; nothing otherwise.
+    private static func addConnectionHeader(_ headers: inout HTTPHeaders, keepAlive: Bool, version: HTTPVersion) {
         if !keepAlive {
-            headers.replaceOrAdd(name: "connection", value: "close")
-        } else if request.head.version.minor == 0 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            headers.add(name: "connection", value: "close")
+        } else if version.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
         }
     }
 
@@ -468,8 +470,8 @@ final class ProxyHandler: ChannelInboundHandler {
             metadata: ["error": "\(message)", "upstream": "\(shared.configuration.upstream)"])
         let json = "{\"error\": \(Self.jsonString(message)), \"upstream\": \(Self.jsonString(shared.configuration.upstream.description))}\n"
         var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", String(json.utf8.count))])
-        var keepAlive = forward.keepAlive
-        addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: &keepAlive)
+        let keepAlive = forward.keepAlive
+        addProxyHeaders(&headers, outcome: forward.outcome, request: forward.request, keepAlive: keepAlive)
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: forward.request.head.version, status: status, headers: headers))), promise: nil)
         if forward.request.head.method != .HEAD {
