@@ -21,36 +21,36 @@ public struct CachePolicy: Sendable {
         case lookup(route: Route, lookupMethod: String)
     }
 
-    /// Decides from the request head whether the cache may answer it.
-    public func decide(_ head: HTTPRequestHead) -> RequestDecision {
-        let (path, _) = Self.splitURI(head.uri)
-        guard let route = routes.first(where: { $0.path.matches(path) }) else {
+    /// Decides from the normalized request head whether the cache may answer it.
+    func decide(_ request: ProxyRequest) -> RequestDecision {
+        guard let route = routes.first(where: { $0.path.matches(request.path) }) else {
             return .bypass(.noRoute)
         }
-        let method = head.method.rawValue
-        guard route.methods.contains(method) else { return .bypass(.method) }
-        if head.headers.contains(name: "upgrade") { return .bypass(.upgrade) }
-        if head.headers.contains(name: "authorization"), !route.vary.contains("authorization") {
+        guard route.methods.contains(request.method) else { return .bypass(.method) }
+        if !route.bypassHeaders.isEmpty, request.headers.contains(where: { route.bypassHeaders.contains($0.name.lowercased()) }) {
+            return .bypass(.unkeyedHeader)
+        }
+        if request.headers.contains(name: "authorization"), !route.vary.contains("authorization") {
             return .bypass(.authorization)
         }
-        if head.headers.contains(name: "cookie"), !route.vary.contains("cookie") {
+        if request.headers.contains(name: "cookie"), !route.vary.contains("cookie") {
             return .bypass(.cookie)
         }
-        return .lookup(route: route, lookupMethod: method == "HEAD" ? "GET" : method)
+        return .lookup(route: route, lookupMethod: request.isHead ? "GET" : request.method)
     }
 
-    /// The key of a request that ``decide(_:)`` sent to lookup, once its body is known.
-    public func key(for head: HTTPRequestHead, route: Route, lookupMethod: String, body: ByteBuffer) -> CacheKey {
-        let (path, query) = Self.splitURI(head.uri)
+    /// The key of a request that ``decide(_:)`` sent to lookup, once its body is known. Made from
+    /// the same ``ProxyRequest`` as the upstream request.
+    func key(for request: ProxyRequest, route: Route, lookupMethod: String, body: ByteBuffer) -> CacheKey {
         let vary = route.vary.map { name in
-            let values = head.headers[name]
+            let values = request.headers[name]
             return CacheKey.VaryValue(name: name, value: values.isEmpty ? nil : values.joined(separator: ", "))
         }
         return CacheKey(
             method: lookupMethod,
-            host: head.headers.first(name: "host") ?? "",
-            path: String(path),
-            query: QueryString.normalized(query, keeping: route.query),
+            host: request.host ?? "",
+            path: String(request.path),
+            query: QueryString.normalized(request.query, keeping: route.query),
             bodyDigest: CacheKey.digest(ofBody: body),
             vary: vary)
     }
@@ -59,7 +59,8 @@ public struct CachePolicy: Sendable {
     /// arrives). Returns nil when it may, else the reason it may not.
     public func notStoredReason(requestMethod: String, response: HTTPResponseHead, route: Route) -> NotStoredReason? {
         if requestMethod == "HEAD" { return .headRequest }
-        guard route.statuses.contains(Int(response.status.code)) else { return .status }
+        let status = Int(response.status.code)
+        guard route.statuses.contains(status), !RouteDefaults.isNeverStored(status) else { return .status }
         if response.headers.contains(name: "set-cookie") { return .setCookie }
         for directive in Self.cacheControlDirectives(response.headers) {
             switch directive {
@@ -67,6 +68,14 @@ public struct CachePolicy: Sendable {
             case "private": return .privateResponse
             case "no-cache": return .noCache
             default: continue
+            }
+        }
+        for value in response.headers["vary"] {
+            for name in value.split(separator: ",") {
+                let header = name.trimmingCharacters(in: " \t").lowercased()
+                if header.isEmpty { continue }
+                // `*` never matches; any other header must be part of the key.
+                if header == "*" || !route.vary.contains(String(header)) { return .vary }
             }
         }
         if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > route.maxBodyBytes {
@@ -83,19 +92,6 @@ public struct CachePolicy: Sendable {
                 return Substring(name.trimmingCharacters(in: " \t").lowercased())
             }
         }
-    }
-
-    /// Splits a request target into path and query (without `?`); the fragment, if any, is dropped.
-    static func splitURI(_ uri: String) -> (path: Substring, query: Substring) {
-        var target = Substring(uri)
-        if let hash = target.firstIndex(of: "#") { target = target[..<hash] }
-        // An absolute-form target (`http://host/path`) is reduced to its path.
-        if target.hasPrefix("http://") || target.hasPrefix("https://") {
-            let afterScheme = target[target.index(target.firstIndex(of: ":")!, offsetBy: 3)...]
-            target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
-        }
-        guard let question = target.firstIndex(of: "?") else { return (target, "") }
-        return (target[..<question], target[target.index(after: question)...])
     }
 }
 

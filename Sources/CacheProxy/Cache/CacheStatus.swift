@@ -8,17 +8,19 @@ public enum BypassReason: String, Sendable, Hashable {
     case authorization = "authorization"
     /// `Cookie` present and not listed in the route's `vary`.
     case cookie = "cookie"
+    /// A header that can change the response but is not in the key (`X-Original-URL`,
+    /// `X-HTTP-Method-Override`, … see the route's `bypass_headers`).
+    case unkeyedHeader = "unkeyed-header"
     /// The request body is larger than the route's `max_body_bytes`.
     case requestTooLarge = "request-too-large"
-    /// The request asks to switch protocols (`Upgrade`).
-    case upgrade = "upgrade"
     /// Redis did not answer (down, timed out, or an error reply).
     case redisUnavailable = "redis-unavailable"
 }
 
 /// Why a forwarded response was not stored.
 public enum NotStoredReason: String, Sendable, Hashable {
-    /// Its status is not in the route's `statuses`.
+    /// Its status is not in the route's `statuses`, or is one that is never stored (400, 413,
+    /// 414, 431, 5xx).
     case status = "status"
     /// It sets a cookie.
     case setCookie = "set-cookie"
@@ -28,31 +30,55 @@ public enum NotStoredReason: String, Sendable, Hashable {
     case privateResponse = "private"
     /// `Cache-Control: no-cache` (it may only be reused after revalidation, which this mode does not do).
     case noCache = "no-cache"
+    /// Its `Vary` names a request header that is not in the route's key, or is `*`.
+    case vary = "vary"
     /// Its body is larger than the route's `max_body_bytes`.
     case tooLarge = "too-large"
     /// The request was a HEAD; there is no body to store.
     case headRequest = "head"
     /// Redis did not take the entry (down, timed out, or an error reply).
     case storeFailed = "store-failed"
+    /// The upstream failed (no answer, an early close, a timeout): nothing to store.
+    case upstreamFailed = "upstream-failed"
 }
 
-/// What the cache did for one request; rendered into `X-Cache` and `Cache-Status` (RFC 9211)
-/// and used for logs, so all three say the same thing.
-public enum CacheOutcome: Sendable, Hashable {
-    /// Served from the cache; `ttl` is the remaining freshness in seconds.
-    case hit(ttl: Int)
-    /// Looked up, not found, forwarded; stored or not (and why not).
-    case miss(stored: Bool, notStoredReason: NotStoredReason?)
-    /// Not looked up: forwarded as is.
-    case bypass(BypassReason)
+/// What happened to a forwarded response that could have been stored.
+public enum StoreResult: Sendable, Hashable {
+    /// Not decided yet (the response has not arrived, or is being stored).
+    case pending
+    case stored
+    case notStored(NotStoredReason)
+}
 
-    /// The `X-Cache` header value: `HIT`, `MISS` or `BYPASS`.
+/// What the cache did for one request, and why. The only source of `X-Cache`, `Cache-Status`
+/// (RFC 9211) and the `cache` field of the log line, so all three always agree.
+public enum CacheOutcome: Sendable, Hashable {
+    /// Served from the cache; `ttl` is the remaining freshness in seconds. `X-Cache: HIT`.
+    case hit(ttl: Int)
+    /// Looked up, nothing usable found, forwarded. `X-Cache: MISS`.
+    case miss(StoreResult)
+    /// Looked up, found past its TTL, forwarded. `X-Cache: MISS` (as caches say for a refetch),
+    /// `Cache-Status: …; fwd=stale`, `EXPIRED` in the log.
+    case expired(StoreResult)
+    /// Not looked up: forwarded as is. `X-Cache: BYPASS`.
+    case bypass(BypassReason)
+    /// Refused by the proxy, never forwarded (400, 408, 414, 417, 431, 501, 505). `X-Cache: REJECTED`.
+    case rejected(RequestRejection.Reason)
+
+    /// The `X-Cache` header value: `HIT`, `MISS` (also for an expired entry), `BYPASS` or `REJECTED`.
     public var xCache: String {
         switch self {
         case .hit: return "HIT"
-        case .miss: return "MISS"
+        case .miss, .expired: return "MISS"
         case .bypass: return "BYPASS"
+        case .rejected: return "REJECTED"
         }
+    }
+
+    /// The outcome's name in the log: `HIT`, `MISS`, `EXPIRED`, `BYPASS` or `REJECTED`.
+    public var name: String {
+        if case .expired = self { return "EXPIRED" }
+        return xCache
     }
 
     /// The `Cache-Status` header value, e.g. `cache-proxy; hit; ttl=25`.
@@ -60,12 +86,39 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .hit(let ttl):
             return "cache-proxy; hit; ttl=\(ttl)"
-        case .miss(true, _):
-            return "cache-proxy; fwd=uri-miss; stored"
-        case .miss(false, let reason):
-            return reason.map { "cache-proxy; fwd=uri-miss; detail=\($0.rawValue)" } ?? "cache-proxy; fwd=uri-miss"
+        case .miss(let result):
+            return "cache-proxy; fwd=uri-miss" + Self.render(result)
+        case .expired(let result):
+            return "cache-proxy; fwd=stale" + Self.render(result)
         case .bypass(let reason):
             return "cache-proxy; fwd=bypass; detail=\(reason.rawValue)"
+        case .rejected(let reason):
+            return "cache-proxy; detail=\(reason.rawValue)"
+        }
+    }
+
+    /// The store result of a forwarded lookup (nil for hits, bypasses and rejections).
+    var storeResult: StoreResult? {
+        switch self {
+        case .miss(let result), .expired(let result): return result
+        case .hit, .bypass, .rejected: return nil
+        }
+    }
+
+    /// The same outcome with its store result replaced (no change for outcomes without one).
+    func with(_ result: StoreResult) -> CacheOutcome {
+        switch self {
+        case .miss: return .miss(result)
+        case .expired: return .expired(result)
+        case .hit, .bypass, .rejected: return self
+        }
+    }
+
+    private static func render(_ result: StoreResult) -> String {
+        switch result {
+        case .pending: return ""
+        case .stored: return "; stored"
+        case .notStored(let reason): return "; detail=\(reason.rawValue)"
         }
     }
 }

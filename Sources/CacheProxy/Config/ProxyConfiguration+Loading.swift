@@ -89,6 +89,7 @@ private struct ConfigReader {
     func duration(_ node: Node, _ key: String, allowZero: Bool = false) throws(ConfigError) -> TimeAmount {
         let text = try string(node, key)
         guard let value = DurationParser.parse(text) else {
+            if DurationParser.exceedsMaximum(text) { throw fail(node, key, "duration \"\(text)\" is too long (at most 10 years)") }
             throw fail(node, key, "bad duration \"\(text)\" (use e.g. 30s, 500ms, 5m, or a number of seconds)")
         }
         guard allowZero || value > .zero else { throw fail(node, key, "must be greater than zero") }
@@ -122,7 +123,11 @@ private struct ConfigReader {
 
     func configuration(_ root: Node) throws(ConfigError) -> ProxyConfiguration {
         let top = try mapping(
-            root, "", allowed: ["listen", "upstream", "upstream_timeout", "preserve_host", "redis", "defaults", "routes"])
+            root, "",
+            allowed: [
+                "listen", "upstream", "upstream_timeout", "upstream_read_timeout", "upstream_max_connections", "upstream_max_waiting",
+                "preserve_host", "client", "errors", "redis", "defaults", "routes",
+            ])
         guard let listenNode = top["listen"] else { throw fail(root, "listen", "required (e.g. listen: 127.0.0.1:8080)") }
         guard let upstreamNode = top["upstream"] else { throw fail(root, "upstream", "required (e.g. upstream: http://127.0.0.1:7000)") }
         guard let redisNode = top["redis"] else { throw fail(root, "redis", "required (at least redis.url)") }
@@ -131,7 +136,23 @@ private struct ConfigReader {
         let upstream = try upstreamURL(upstreamNode, "upstream")
         let upstreamTimeout =
             try top["upstream_timeout"].map { node throws(ConfigError) in try duration(node, "upstream_timeout") } ?? .seconds(30)
+        let upstreamReadTimeout =
+            try top["upstream_read_timeout"].map { node throws(ConfigError) in try duration(node, "upstream_read_timeout") } ?? .seconds(60)
+        let upstreamMaxConnections =
+            try top["upstream_max_connections"].map { node throws(ConfigError) in
+                try integer(node, "upstream_max_connections", range: 1...65536)
+            } ?? 256
+        let upstreamMaxWaiting =
+            try top["upstream_max_waiting"].map { node throws(ConfigError) in try integer(node, "upstream_max_waiting", range: 0...1 << 20)
+            }
+            ?? 1024
         let preserveHost = try top["preserve_host"].map { node throws(ConfigError) in try bool(node, "preserve_host") } ?? true
+        let client = try top["client"].map { node throws(ConfigError) in try clientSettings(node) } ?? ClientSettings()
+        var errorDetail = false
+        if let errorsNode = top["errors"] {
+            let fields = try mapping(errorsNode, "errors", allowed: ["detail"])
+            if let detail = fields["detail"] { errorDetail = try bool(detail, "errors.detail") }
+        }
         let redis = try redisSettings(redisNode)
         let defaults = try top["defaults"].map { node throws(ConfigError) in try routeDefaults(node) } ?? RouteDefaults()
         var routes: [Route] = []
@@ -141,8 +162,33 @@ private struct ConfigReader {
             }
         }
         return ProxyConfiguration(
-            listen: listen, upstream: upstream, upstreamTimeout: upstreamTimeout, preserveHost: preserveHost,
-            redis: redis, defaults: defaults, routes: routes)
+            listen: listen, upstream: upstream, upstreamTimeout: upstreamTimeout, upstreamReadTimeout: upstreamReadTimeout,
+            upstreamMaxConnections: upstreamMaxConnections, upstreamMaxWaiting: upstreamMaxWaiting, preserveHost: preserveHost,
+            client: client, errorDetail: errorDetail, redis: redis, defaults: defaults, routes: routes)
+    }
+
+    func clientSettings(_ node: Node) throws(ConfigError) -> ClientSettings {
+        let fields = try mapping(
+            node, "client",
+            allowed: [
+                "header_timeout", "body_timeout", "keepalive_timeout", "max_request_line_bytes", "max_header_bytes", "max_headers",
+                "max_pipelined_requests",
+            ])
+        var settings = ClientSettings()
+        if let node = fields["header_timeout"] { settings.headerTimeout = try duration(node, "client.header_timeout") }
+        if let node = fields["body_timeout"] { settings.bodyTimeout = try duration(node, "client.body_timeout") }
+        if let node = fields["keepalive_timeout"] { settings.keepAliveTimeout = try duration(node, "client.keepalive_timeout") }
+        if let node = fields["max_request_line_bytes"] {
+            settings.maxRequestLineBytes = try integer(node, "client.max_request_line_bytes", range: 256...(1 << 20))
+        }
+        if let node = fields["max_header_bytes"] {
+            settings.maxHeaderBytes = try integer(node, "client.max_header_bytes", range: 1024...(1 << 22))
+        }
+        if let node = fields["max_headers"] { settings.maxHeaderCount = try integer(node, "client.max_headers", range: 1...10_000) }
+        if let node = fields["max_pipelined_requests"] {
+            settings.maxPipelinedRequests = try integer(node, "client.max_pipelined_requests", range: 0...1024)
+        }
+        return settings
     }
 
     func hostAndPort(_ node: Node, _ key: String) throws(ConfigError) -> HostAndPort {
@@ -203,25 +249,44 @@ private struct ConfigReader {
     }
 
     func routeDefaults(_ node: Node) throws(ConfigError) -> RouteDefaults {
-        let fields = try mapping(node, "defaults", allowed: ["ttl", "max_body_bytes", "statuses"])
+        let fields = try mapping(node, "defaults", allowed: ["ttl", "max_body_bytes", "statuses", "bypass_headers"])
         var defaults = RouteDefaults()
         if let ttl = fields["ttl"] { defaults.ttl = try duration(ttl, "defaults.ttl") }
         if let max = fields["max_body_bytes"] { defaults.maxBodyBytes = try integer(max, "defaults.max_body_bytes", range: 0...(1 << 30)) }
         if let statuses = fields["statuses"] { defaults.statuses = try statusList(statuses, "defaults.statuses") }
+        if let headers = fields["bypass_headers"] { defaults.bypassHeaders = try headerNames(headers, "defaults.bypass_headers") }
         return defaults
+    }
+
+    func headerNames(_ node: Node, _ key: String) throws(ConfigError) -> Set<String> {
+        var names: Set<String> = []
+        for (item, itemKey) in try list(node, key) {
+            let name = try string(item, itemKey)
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+                throw fail(item, itemKey, "\"\(name)\" is not a header name")
+            }
+            names.insert(name.lowercased())
+        }
+        return names
     }
 
     func statusList(_ node: Node, _ key: String) throws(ConfigError) -> Set<Int> {
         var statuses: Set<Int> = []
         for (item, itemKey) in try list(node, key) {
-            statuses.insert(try integer(item, itemKey, range: 100...599))
+            let status = try integer(item, itemKey, range: 100...599)
+            guard !RouteDefaults.isNeverStored(status) else {
+                throw fail(
+                    item, itemKey,
+                    "status \(status) is never stored: 400, 413, 414, 431 and 5xx answers to one client must not be served to others")
+            }
+            statuses.insert(status)
         }
         return statuses
     }
 
     func route(_ node: Node, _ key: String, defaults: RouteDefaults) throws(ConfigError) -> Route {
         let fields = try mapping(
-            node, key, allowed: ["name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes"])
+            node, key, allowed: ["name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers"])
         guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
         let pathText = try string(pathNode, "\(key).path")
         let pattern: PathPattern
@@ -276,6 +341,7 @@ private struct ConfigReader {
             maxBodyBytes: try fields["max_body_bytes"].map { node throws(ConfigError) in
                 try integer(node, "\(key).max_body_bytes", range: 0...(1 << 30))
             },
+            bypassHeaders: try fields["bypass_headers"].map { node throws(ConfigError) in try headerNames(node, "\(key).bypass_headers") },
             defaults: defaults)
     }
 

@@ -11,9 +11,23 @@ public struct ProxyConfiguration: Sendable {
     /// How long the upstream may take to start answering (connect plus response head); past
     /// it the client gets 504. Default 30 s.
     public var upstreamTimeout: TimeAmount
+    /// How long the upstream may stay silent while it sends a response body; past it the
+    /// exchange is abandoned (the client connection is closed if the response had started,
+    /// else it gets 504). Default 60 s, as nginx's `proxy_read_timeout`.
+    public var upstreamReadTimeout: TimeAmount
+    /// Most connections to the upstream per event loop (so, per core). Default 256.
+    public var upstreamMaxConnections: Int
+    /// Most requests per event loop waiting for an upstream connection when all
+    /// ``upstreamMaxConnections`` are busy; past it the client gets 503. Default 1024.
+    public var upstreamMaxWaiting: Int
     /// Forward the client's `Host` header unchanged (true) or replace it with the upstream's
     /// host:port (false). Default true.
     public var preserveHost: Bool
+    /// Limits and timeouts for client connections.
+    public var client: ClientSettings
+    /// Whether error responses (502, 503, 504) carry the upstream's address and the OS error
+    /// text. Default false: they name the route only; the log line always has the detail.
+    public var errorDetail: Bool
     /// The Redis that holds the cache.
     public var redis: RedisSettings
     /// Route settings used where a route gives none.
@@ -26,7 +40,12 @@ public struct ProxyConfiguration: Sendable {
         listen: HostAndPort,
         upstream: UpstreamURL,
         upstreamTimeout: TimeAmount = .seconds(30),
+        upstreamReadTimeout: TimeAmount = .seconds(60),
+        upstreamMaxConnections: Int = 256,
+        upstreamMaxWaiting: Int = 1024,
         preserveHost: Bool = true,
+        client: ClientSettings = ClientSettings(),
+        errorDetail: Bool = false,
         redis: RedisSettings,
         defaults: RouteDefaults = RouteDefaults(),
         routes: [Route] = []
@@ -34,10 +53,54 @@ public struct ProxyConfiguration: Sendable {
         self.listen = listen
         self.upstream = upstream
         self.upstreamTimeout = upstreamTimeout
+        self.upstreamReadTimeout = upstreamReadTimeout
+        self.upstreamMaxConnections = upstreamMaxConnections
+        self.upstreamMaxWaiting = upstreamMaxWaiting
         self.preserveHost = preserveHost
+        self.client = client
+        self.errorDetail = errorDetail
         self.redis = redis
         self.defaults = defaults
         self.routes = routes
+    }
+}
+
+/// Limits and timeouts for client connections; the defaults follow nginx where it has one.
+public struct ClientSettings: Sendable, Hashable {
+    /// How long a client may take to send a request head once it has started one (and a new
+    /// connection to start its first). Past it: 408 and the connection is closed. Default 10 s.
+    public var headerTimeout: TimeAmount
+    /// How long a client may stay silent while it sends a request body. Past it: 408 (or a
+    /// close, if the response has started). Default 30 s.
+    public var bodyTimeout: TimeAmount
+    /// An idle keep-alive connection (no request in progress) is closed after this. Default 75 s.
+    public var keepAliveTimeout: TimeAmount
+    /// Longest request line; past it: 414. Default 8192 bytes.
+    public var maxRequestLineBytes: Int
+    /// Most bytes of request header lines; past it: 431. Default 32768.
+    public var maxHeaderBytes: Int
+    /// Most request header fields; past it: 431. Default 100.
+    public var maxHeaderCount: Int
+    /// Most requests read ahead (pipelined) behind the one being answered; past it the proxy
+    /// stops reading from the connection until it catches up. Default 16.
+    public var maxPipelinedRequests: Int
+
+    /// Creates client settings; see the properties for the defaults.
+    public init(
+        headerTimeout: TimeAmount = .seconds(10), bodyTimeout: TimeAmount = .seconds(30), keepAliveTimeout: TimeAmount = .seconds(75),
+        maxRequestLineBytes: Int = 8192, maxHeaderBytes: Int = 32768, maxHeaderCount: Int = 100, maxPipelinedRequests: Int = 16
+    ) {
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.maxRequestLineBytes = maxRequestLineBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.maxPipelinedRequests = maxPipelinedRequests
+    }
+
+    var parserLimits: HTTPRequestParser.Limits {
+        .init(maxRequestLineBytes: maxRequestLineBytes, maxHeaderBytes: maxHeaderBytes, maxHeaderCount: maxHeaderCount)
     }
 }
 
@@ -103,14 +166,36 @@ public struct RouteDefaults: Sendable {
     /// Largest response body that is stored; larger ones stream through uncached. It also
     /// bounds the request body read to compute a key. Default 1 MiB.
     public var maxBodyBytes: Int
-    /// Response statuses that are stored. Default `[200]`.
+    /// Response statuses that are stored. Default `[200]`. 400, 413, 414, 431 and 5xx are never
+    /// stored, even when listed (cache-poisoned denial of service).
     public var statuses: Set<Int>
+    /// Lower-cased request headers that make a request on a cached route bypass the cache:
+    /// headers some frameworks read to rewrite the URL or method, which are not in the key.
+    /// Default ``RouteDefaults/standardBypassHeaders``.
+    public var bypassHeaders: Set<String>
+
+    /// Headers that rewrite a request's URL or method in common frameworks (IIS, Symfony,
+    /// Rails, Express method-override…).
+    public static let standardBypassHeaders: Set<String> = [
+        "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override",
+        "x-host", "x-http-host-override", "x-original-host",
+    ]
 
     /// Creates defaults; see the properties for their values.
-    public init(ttl: TimeAmount = .seconds(30), maxBodyBytes: Int = 1 << 20, statuses: Set<Int> = [200]) {
+    public init(
+        ttl: TimeAmount = .seconds(30), maxBodyBytes: Int = 1 << 20, statuses: Set<Int> = [200],
+        bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders
+    ) {
         self.ttl = ttl
         self.maxBodyBytes = maxBodyBytes
         self.statuses = statuses
+        self.bypassHeaders = bypassHeaders
+    }
+
+    /// Statuses never stored whatever the config says: an error caused by one client's request
+    /// must not be served to everyone (CPDoS).
+    public static func isNeverStored(_ status: Int) -> Bool {
+        status == 400 || status == 413 || status == 414 || status == 431 || status >= 500
     }
 }
 
@@ -134,6 +219,8 @@ public struct Route: Sendable {
     public var statuses: Set<Int>
     /// Largest response (and request) body that is stored.
     public var maxBodyBytes: Int
+    /// Lower-cased request headers whose presence bypasses the cache on this route.
+    public var bypassHeaders: Set<String>
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -145,6 +232,7 @@ public struct Route: Sendable {
         vary: [String] = [],
         statuses: Set<Int>? = nil,
         maxBodyBytes: Int? = nil,
+        bypassHeaders: Set<String>? = nil,
         defaults: RouteDefaults = RouteDefaults()
     ) {
         self.name = name ?? path.description
@@ -155,6 +243,7 @@ public struct Route: Sendable {
         self.vary = vary.map { $0.lowercased() }
         self.statuses = statuses ?? defaults.statuses
         self.maxBodyBytes = maxBodyBytes ?? defaults.maxBodyBytes
+        self.bypassHeaders = Set((bypassHeaders ?? defaults.bypassHeaders).map { $0.lowercased() })
     }
 }
 

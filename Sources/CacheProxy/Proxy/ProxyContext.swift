@@ -5,22 +5,23 @@ import NIOCore
 /// What every connection handler shares; immutable after start-up except the log limiter.
 final class ProxyContext: Sendable {
     let configuration: ProxyConfiguration
-    let policy: CachePolicy
-    let store: CacheStore
+    let settings: ProxySettings
+    let storage: any CacheStorage
     let logger: Logger
     let warnings: RateLimitedLogger
     private let pools: [ObjectIdentifier: UpstreamPool]
 
-    init(configuration: ProxyConfiguration, store: CacheStore, eventLoopGroup: EventLoopGroup, logger: Logger) {
+    init(configuration: ProxyConfiguration, storage: any CacheStorage, eventLoopGroup: EventLoopGroup, logger: Logger) {
         self.configuration = configuration
-        self.policy = CachePolicy(routes: configuration.routes)
-        self.store = store
+        self.settings = ProxySettings(configuration: configuration)
+        self.storage = storage
         self.logger = logger
         self.warnings = RateLimitedLogger(logger: logger, interval: .seconds(10))
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in eventLoopGroup.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(
-                upstream: configuration.upstream, eventLoop: loop, connectTimeout: configuration.upstreamTimeout)
+                upstream: configuration.upstream, eventLoop: loop, connectTimeout: configuration.upstreamTimeout,
+                maxConnections: configuration.upstreamMaxConnections, maxWaiting: configuration.upstreamMaxWaiting)
         }
         self.pools = pools
     }

@@ -26,23 +26,23 @@ public final class ProxyServer: Sendable {
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
     private let shutdownTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
-    private let clientIdleTimeout: TimeAmount
 
     /// Creates a server; nothing is bound until ``start()``.
     ///
     /// - Parameters:
     ///   - logger: where warnings and (at debug level) one line per request go. Default: discards everything.
     ///   - clock: wall clock in milliseconds since the epoch, for entry ages. Default: the system clock.
-    ///   - clientIdleTimeout: keep-alive client connections with no request in progress are closed
-    ///     after this long without traffic. Default 75 s, as nginx's `keepalive_timeout`.
+    ///   - clientIdleTimeout: replaces the configuration's `client.keepalive_timeout` when given.
+    ///     Default nil.
     public init(
         configuration: ProxyConfiguration,
         eventLoopGroup: EventLoopGroup,
         logger: Logger = Logger(label: "cache-proxy", factory: { _ in SwiftLogNoOpLogHandler() }),
-        clock: @escaping @Sendable () -> Int64 = CacheStore.systemClock,
-        clientIdleTimeout: TimeAmount = .seconds(75)
+        clock: @escaping @Sendable () -> Int64 = RedisCacheStorage.systemClock,
+        clientIdleTimeout: TimeAmount? = nil
     ) {
-        self.clientIdleTimeout = clientIdleTimeout
+        var configuration = configuration
+        if let clientIdleTimeout { configuration.client.keepAliveTimeout = clientIdleTimeout }
         self.configuration = configuration
         self.group = eventLoopGroup
         self.logger = logger
@@ -51,8 +51,9 @@ public final class ProxyServer: Sendable {
                 url: configuration.redis.url, connectTimeout: .seconds(1), commandTimeout: configuration.redis.timeout,
                 stallTimeout: .seconds(5)),
             eventLoopGroup: eventLoopGroup, logger: logger)
-        let store = CacheStore(redis: redis, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout, clock: clock)
-        self.shared = ProxyContext(configuration: configuration, store: store, eventLoopGroup: eventLoopGroup, logger: logger)
+        let storage = RedisCacheStorage(
+            redis: redis, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout, clock: clock)
+        self.shared = ProxyContext(configuration: configuration, storage: storage, eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
     /// Connects to Redis (in the background: the proxy serves, uncached, while Redis is away) and
@@ -63,7 +64,6 @@ public final class ProxyServer: Sendable {
         redis.connect()
         let shared = self.shared
         let connections = self.connections
-        let clientIdleTimeout = self.clientIdleTimeout
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -76,10 +76,13 @@ public final class ProxyServer: Sendable {
                     channel.closeFuture.whenComplete { _ in
                         _ = connections.withLockedValue { $0.removeValue(forKey: id) }
                     }
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: clientIdleTimeout))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared))
+                    // Requests are parsed by ProxyHandler itself (HTTPRequestParser); responses are
+                    // encoded by NIO, with every framing header set by the proxy.
+                    var encoder = HTTPResponseEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
+                    try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder(configuration: encoder))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyHandler(shared: shared, clientAddress: channel.remoteAddress?.ipAddress))
                 }
             }
             .bind(host: configuration.listen.host, port: configuration.listen.port)

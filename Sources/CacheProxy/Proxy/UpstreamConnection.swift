@@ -128,6 +128,8 @@ struct UpstreamError: Error, CustomStringConvertible {
         case connectTimeout
         case closed
         case responseTimeout
+        /// Every connection of the loop is busy and the wait queue is full.
+        case poolExhausted
     }
 
     let code: Code

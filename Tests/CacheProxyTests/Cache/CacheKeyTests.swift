@@ -12,9 +12,12 @@ import Testing
     ])
 
     private func key(_ method: HTTPMethod, _ uri: String, body: String = "", headers: [(String, String)] = [("host", "api")]) -> CacheKey? {
-        let head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
-        guard case .lookup(let route, let lookupMethod) = policy.decide(head) else { return nil }
-        return policy.key(for: head, route: route, lookupMethod: lookupMethod, body: ByteBuffer(string: body))
+        let host = headers.first { $0.0.lowercased() == "host" }?.1
+        let others = headers.filter { $0.0.lowercased() != "host" }
+        guard let request = try? proxyRequest(method.rawValue, uri, headers: others, host: host),
+            case .lookup(let route, let lookupMethod) = policy.decide(request)
+        else { return nil }
+        return policy.key(for: request, route: route, lookupMethod: lookupMethod, body: ByteBuffer(string: body))
     }
 
     @Test func differentBodiesNeverShare() {
@@ -87,7 +90,8 @@ import Testing
     ])
 
     private func decide(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = []) -> String {
-        switch policy.decide(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))) {
+        guard let request = try? proxyRequest(method.rawValue, uri, headers: headers, host: "example.com") else { return "rejected" }
+        switch policy.decide(request) {
         case .bypass(let reason): return reason.rawValue
         case .lookup(_, let method): return "lookup \(method)"
         }
@@ -102,8 +106,11 @@ import Testing
         #expect(decide(.GET, "/a", [("Authorization", "x")]) == "authorization")
         #expect(decide(.GET, "/a", [("Cookie", "x")]) == "cookie")
         #expect(decide(.GET, "/v", [("Cookie", "x")]) == "lookup GET")
-        #expect(decide(.GET, "/a", [("Upgrade", "websocket")]) == "upgrade")
+        #expect(decide(.GET, "/a", [("Connection", "upgrade"), ("Upgrade", "websocket")]) == "rejected")
+        #expect(decide(.GET, "/a", [("Connection", "upgrade"), ("Upgrade", "h2c")]) == "lookup GET")
         #expect(decide(.GET, "http://example.com/a?x") == "lookup GET")
+        #expect(decide(.GET, "/a", [("X-Original-URL", "/admin")]) == "unkeyed-header")
+        #expect(decide(.GET, "/a", [("X-HTTP-Method-Override", "DELETE")]) == "unkeyed-header")
     }
 
     private func notStored(_ status: Int, _ headers: [(String, String)] = [], method: String = "GET", route: Int = 0) -> String? {
@@ -124,13 +131,31 @@ import Testing
         #expect(notStored(200, method: "HEAD") == "head")
         #expect(notStored(200, [("Content-Length", "11")], route: 2) == "too-large")
         #expect(notStored(200, [("Content-Length", "10")], route: 2) == nil)
+        #expect(notStored(200, [("Vary", "Accept-Encoding")]) == "vary")
+        #expect(notStored(200, [("Vary", "*")], route: 1) == "vary")
+        #expect(notStored(200, [("Vary", "Cookie")], route: 1) == nil)
+        #expect(notStored(200, [("Vary", "cookie, Accept-Encoding")], route: 1) == "vary")
+    }
+
+    @Test func errorStatusesAreNeverStoredEvenWhenListed() {
+        let listing = CachePolicy(routes: [try! Route(path: PathPattern("/a"), statuses: [200, 400, 413, 414, 431, 500, 502, 503])])
+        for status in [400, 413, 414, 431, 500, 502, 503] {
+            let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: status))
+            #expect(listing.notStoredReason(requestMethod: "GET", response: head, route: listing.routes[0]) == .status)
+        }
     }
 
     @Test func outcomesRenderHeaders() {
         #expect(CacheOutcome.hit(ttl: 25).cacheStatus == "cache-proxy; hit; ttl=25")
         #expect(CacheOutcome.hit(ttl: 25).xCache == "HIT")
-        #expect(CacheOutcome.miss(stored: true, notStoredReason: nil).cacheStatus == "cache-proxy; fwd=uri-miss; stored")
-        #expect(CacheOutcome.miss(stored: false, notStoredReason: .setCookie).cacheStatus == "cache-proxy; fwd=uri-miss; detail=set-cookie")
+        #expect(CacheOutcome.miss(.stored).cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+        #expect(CacheOutcome.miss(.notStored(.setCookie)).cacheStatus == "cache-proxy; fwd=uri-miss; detail=set-cookie")
+        #expect(CacheOutcome.miss(.pending).cacheStatus == "cache-proxy; fwd=uri-miss")
+        #expect(CacheOutcome.expired(.stored).cacheStatus == "cache-proxy; fwd=stale; stored")
+        #expect(CacheOutcome.expired(.stored).xCache == "MISS")
+        #expect(CacheOutcome.expired(.stored).name == "EXPIRED")
+        #expect(CacheOutcome.rejected(.obsFold).cacheStatus == "cache-proxy; detail=obs-fold")
+        #expect(CacheOutcome.rejected(.obsFold).xCache == "REJECTED")
         #expect(CacheOutcome.bypass(.authorization).cacheStatus == "cache-proxy; fwd=bypass; detail=authorization")
         #expect(CacheOutcome.bypass(.redisUnavailable).xCache == "BYPASS")
     }

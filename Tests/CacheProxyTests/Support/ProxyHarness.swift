@@ -87,7 +87,7 @@ func withProxy(
 
 /// A wall clock (milliseconds since the epoch) that starts at the real time and moves only when told.
 final class FakeClock: Sendable {
-    private let value = NIOLockedValueBox(CacheStore.systemClock())
+    private let value = NIOLockedValueBox(RedisCacheStorage.systemClock())
     var now: Int64 { value.withLockedValue { $0 } }
     func advance(by amount: TimeAmount) { value.withLockedValue { $0 += amount.nanoseconds / 1_000_000 } }
 }

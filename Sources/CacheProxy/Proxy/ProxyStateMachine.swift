@@ -1,0 +1,968 @@
+import NIOCore
+import NIOHTTP1
+
+/// Every decision about one client connection, as a pure state machine: each event is a
+/// `mutating func` that returns the actions to perform, and ``ProxyHandler`` performs them. It
+/// does no I/O and reads no clock (events that need the time carry `now`), so tests drive it
+/// directly.
+///
+/// One request is answered at a time. Its ``Exchange`` has two sides:
+///
+/// ```
+/// request side:   collecting (body for the key) ─┬─▶ ended
+///                 streaming (body to upstream) ──┘     discarding (answered first; rest dropped)
+///
+/// response side:  awaitingBody ──▶ lookingUp ──▶ HIT: written at once ─────────────────────┐
+///                       │               └──▶ forwarding ──▶ buffering ──▶ storing ──▶ sent ◀┤
+///                       └─ bypass ────────────▶ forwarding ──▶ streaming ──────────▶ sent ◀┘
+/// ```
+///
+/// Requests that arrive behind it (pipelining) wait in a bounded queue; reading from the client
+/// pauses when the queue is full, when the upstream cannot take more of a request body, and
+/// while the client is not reading its responses. A request the parser or normalizer refuses is
+/// answered in its turn with its 4xx/5xx and the connection is closed.
+struct ProxyStateMachine {
+    /// Which timer an action or event concerns; each connection has at most one of each.
+    enum TimerSlot: Hashable, Sendable {
+        /// Header timeout, keep-alive timeout or body idle timeout.
+        case client
+        /// Response-head timeout or upstream read (idle) timeout.
+        case upstream
+    }
+
+    /// What ``ProxyHandler`` must do.
+    enum Action {
+        // Client connection.
+        case sendContinue(HTTPVersion)
+        case writeHead(HTTPResponseHead)
+        case writeBody(ByteBuffer)
+        /// Writes the end of the response and flushes; with `close`, closes once it is written.
+        case writeEnd(close: Bool)
+        case flush
+        case setClientReading(Bool)
+        /// Closes the client connection at once (a response cut short, a timeout).
+        case closeClient
+        // Timers.
+        case setTimer(TimerSlot, id: Int, after: TimeAmount)
+        case cancelTimer(TimerSlot)
+        // Cache.
+        /// Looks the key up; answer with ``lookupCompleted(request:_:now:)``.
+        case lookup(CacheKey, request: Int)
+        /// Stores the entry; answer with ``storeCompleted(request:success:)``.
+        case store(CacheEntry, CacheKey, request: Int)
+        // Upstream.
+        /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
+        /// ``upstreamAcquireFailed(_:)``.
+        case acquireUpstream
+        /// Writes (and flushes) parts of the request on the current upstream connection.
+        case writeUpstream([HTTPClientRequestPart])
+        case setUpstreamReading(Bool)
+        /// The exchange is complete: the connection goes back to the pool.
+        case releaseUpstream
+        /// The current upstream connection (or the one being acquired) is not reused.
+        case closeUpstream
+        // Reporting.
+        case log(RequestLog)
+        case warn(ProxyWarning)
+    }
+
+    /// What happened to one request: the log line.
+    struct RequestLog: Sendable, Hashable {
+        var method: String
+        var target: String
+        var status: Int
+        var outcome: CacheOutcome
+        var route: String?
+    }
+
+    /// Trouble worth a (rate-limited) warning in the log.
+    enum ProxyWarning {
+        case redisLookupFailed(any Error)
+        case corruptEntry(String)
+        case redisStoreFailed
+        case upstreamError(status: Int, detail: String)
+        case requestRejected(RequestRejection)
+    }
+
+    // MARK: State
+
+    /// One request from its head to the end of its response.
+    struct Exchange {
+        let id: Int
+        let request: ProxyRequest
+        var keepAlive: Bool
+        var outcome: CacheOutcome
+        var route: Route?
+        var requestSide: RequestSide
+        var responseSide: ResponseSide
+        var upstream: UpstreamSide = .none
+        /// Everything sent upstream so far while it is small enough to send again; nil once not.
+        var replay: [HTTPClientRequestPart]? = []
+        var replayBytes = 0
+        var retries = 0
+        var upstreamWritable = true
+        var status: Int?
+    }
+
+    enum RequestSide {
+        /// A cacheable request's body, read to build the key.
+        case collecting(ByteBuffer)
+        /// The body goes upstream as it arrives.
+        case streaming
+        case ended
+        /// The response was finished before the request: its remaining body is dropped.
+        case discarding
+    }
+
+    enum ResponseSide {
+        /// Waiting for the end of the request body before the lookup.
+        case awaitingBody(Route, lookupMethod: String)
+        /// The request ended; its body is kept for forwarding on a miss.
+        case lookingUp(CacheKey, Route, body: ByteBuffer)
+        /// Sent upstream, no response head yet; `store` says where a storable answer goes.
+        case forwarding(store: StoreTarget?)
+        /// A storable response held until it is complete (bounded by the route's `max_body_bytes`).
+        case buffering(HTTPResponseHead, ByteBuffer, StoreTarget)
+        /// Waiting for Redis to take the entry before answering.
+        case storing(HTTPResponseHead, ByteBuffer)
+        /// The head went to the client; the body follows as it arrives.
+        case streaming(chunked: Bool)
+        /// The whole response was written.
+        case sent
+    }
+
+    struct StoreTarget {
+        let key: CacheKey
+        let route: Route
+    }
+
+    enum UpstreamSide {
+        case none
+        /// Waiting for a pool connection; the parts to write once it comes.
+        case acquiring(pending: [HTTPClientRequestPart], pendingBytes: Int)
+        case connected(reused: Bool)
+        case done
+    }
+
+    /// A parsed part of a request waiting behind the current one.
+    enum QueuedPart {
+        case head(HTTPRequestParser.Head)
+        case body(ByteBuffer)
+        case end
+        case failed(RequestRejection)
+    }
+
+    private enum ClientTimerKind {
+        /// A request head has started (or the connection is new) and must complete.
+        case header
+        /// Nothing in progress: an idle keep-alive connection.
+        case keepAlive
+        /// A request body is being read: it must not stall.
+        case body
+        /// The client is not reading what it was sent: it must not stall either.
+        case send
+    }
+    private enum UpstreamTimerKind { case head, read }
+
+    private enum Connection {
+        case open
+        /// The last response is written or being written; nothing more is read or answered.
+        case closing
+        case closed
+    }
+
+    let settings: ProxySettings
+    let clientAddress: String?
+    private var connection = Connection.open
+    private var exchange: Exchange?
+    private var nextExchangeID = 0
+    private var queue = CircularBuffer<QueuedPart>()
+    private var queuedRequests = 0
+    private var queuedBytes = 0
+    /// The parser failed: nothing more will be read.
+    private var inputFailed = false
+    private var clientWritable = true
+    private var reading = true
+    private var shutdownRequested = false
+    private var clientTimer: (kind: ClientTimerKind, id: Int, activity: Bool)?
+    private var upstreamTimer: (kind: UpstreamTimerKind, id: Int, activity: Bool)?
+    private var timerIDs = 0
+
+    init(settings: ProxySettings, clientAddress: String?) {
+        self.settings = settings
+        self.clientAddress = clientAddress
+    }
+
+    /// Whether a request is in progress (for tests and the shell's idle check).
+    var isIdle: Bool { exchange == nil && queue.isEmpty && connection == .open }
+
+    // MARK: Connection events
+
+    /// The connection is open; the first request head must start within the header timeout.
+    mutating func connectionStarted() -> [Action] {
+        var actions: [Action] = []
+        armClientTimer(.header, after: settings.client.headerTimeout, &actions)
+        return actions
+    }
+
+    /// Bytes of a request head arrived but not all of it (the parser waits for more).
+    mutating func partialHeadReceived() -> [Action] {
+        guard connection == .open, exchange == nil, queue.isEmpty else { return [] }
+        var actions: [Action] = []
+        if clientTimer?.kind != .header { armClientTimer(.header, after: settings.client.headerTimeout, &actions) }
+        return actions
+    }
+
+    mutating func clientWritabilityChanged(_ writable: Bool) -> [Action] {
+        guard connection == .open, writable != clientWritable else { return [] }
+        clientWritable = writable
+        var actions: [Action] = []
+        if case .streaming = exchange?.responseSide, case .connected = exchange?.upstream {
+            actions.append(.setUpstreamReading(writable))
+        }
+        if !writable {
+            // A client that stops reading may not hold the connection (and an upstream one) forever.
+            armClientTimer(.send, after: settings.client.bodyTimeout, &actions)
+        } else if clientTimer?.kind == .send {
+            switch exchange?.requestSide {
+            case .collecting, .streaming, .discarding: armClientTimer(.body, after: settings.client.bodyTimeout, &actions)
+            case .ended: cancelClientTimer(&actions)
+            case nil: armClientTimer(.keepAlive, after: settings.client.keepAliveTimeout, &actions)
+            }
+        }
+        if writable, exchange == nil {
+            startNextRequest(&actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    /// The client connection closed (or failed).
+    mutating func clientClosed() -> [Action] {
+        var actions: [Action] = []
+        if let exchange, Self.hasUpstream(exchange.upstream) {
+            actions.append(.closeUpstream)
+        }
+        if clientTimer != nil { actions.append(.cancelTimer(.client)) }
+        if upstreamTimer != nil { actions.append(.cancelTimer(.upstream)) }
+        clientTimer = nil
+        upstreamTimer = nil
+        exchange = nil
+        queue.removeAll()
+        connection = .closed
+        return actions
+    }
+
+    /// The server is shutting down: close when idle, else after the current response.
+    mutating func shutdown() -> [Action] {
+        shutdownRequested = true
+        guard connection == .open else { return [] }
+        if exchange == nil {
+            connection = .closing
+            return cancelTimers() + [.closeClient]
+        }
+        exchange!.keepAlive = false
+        return []
+    }
+
+    // MARK: Request parts (from the parser)
+
+    mutating func requestHead(_ head: HTTPRequestParser.Head) -> [Action] {
+        guard connection == .open else { return [] }
+        if exchange != nil || !queue.isEmpty || !clientWritable {
+            enqueue(.head(head))
+            var actions: [Action] = []
+            updateReading(&actions)
+            return actions
+        }
+        var actions: [Action] = []
+        begin(head, &actions)
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func requestBody(_ part: ByteBuffer) -> [Action] {
+        guard connection == .open else { return [] }
+        if !queue.isEmpty || exchange == nil {
+            enqueue(.body(part))
+            var actions: [Action] = []
+            updateReading(&actions)
+            return actions
+        }
+        var actions: [Action] = []
+        body(part, &actions)
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func requestEnd() -> [Action] {
+        guard connection == .open else { return [] }
+        if !queue.isEmpty || exchange == nil {
+            enqueue(.end)
+            return []
+        }
+        var actions: [Action] = []
+        end(&actions)
+        updateReading(&actions)
+        return actions
+    }
+
+    /// The parser refused the bytes that follow: answered in turn, then the connection closes.
+    mutating func requestFailed(_ rejection: RequestRejection) -> [Action] {
+        guard connection == .open else { return [] }
+        inputFailed = true
+        var actions: [Action] = []
+        if let exchange, queue.isEmpty {
+            switch exchange.requestSide {
+            case .collecting, .streaming:
+                // The current request's own body is malformed.
+                abortExchange(rejection: rejection, &actions)
+                return actions
+            case .discarding:
+                // Answered already; the rest of its body is malformed.
+                actions.append(.warn(.requestRejected(rejection)))
+                closeNow(&actions)
+                return actions
+            case .ended:
+                break
+            }
+        }
+        if exchange != nil || !queue.isEmpty {
+            enqueue(.failed(rejection))
+        } else {
+            reject(rejection, version: .http1_1, &actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    // MARK: Cache events
+
+    mutating func lookupCompleted(request id: Int, _ result: CacheLookup, now: Int64) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id, case .lookingUp(let key, let route, let body) = exchange.responseSide
+        else {
+            return []
+        }
+        var actions: [Action] = []
+        switch result {
+        case .fresh(let entry):
+            respondFromCache(entry, now: now, &actions)
+            return actions
+        case .stale:
+            self.exchange!.outcome = .expired(exchange.request.isHead ? .notStored(.headRequest) : .pending)
+        case .miss:
+            self.exchange!.outcome = .miss(exchange.request.isHead ? .notStored(.headRequest) : .pending)
+        case .corrupt(let detail):
+            actions.append(.warn(.corruptEntry(detail)))
+            self.exchange!.outcome = .miss(exchange.request.isHead ? .notStored(.headRequest) : .pending)
+        case .unavailable(let error):
+            actions.append(.warn(.redisLookupFailed(error)))
+            self.exchange!.outcome = .bypass(.redisUnavailable)
+        }
+        let store = self.exchange!.outcome.storeResult == .pending ? StoreTarget(key: key, route: route) : nil
+        startForwarding(body: body, ended: true, store: store, &actions)
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func storeCompleted(request id: Int, success: Bool) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id, case .storing(let head, let body) = exchange.responseSide else {
+            return []
+        }
+        var actions: [Action] = []
+        if !success { actions.append(.warn(.redisStoreFailed)) }
+        self.exchange!.outcome = exchange.outcome.with(success ? .stored : .notStored(.storeFailed))
+        let (responseHead, keepAlive) = ProxyResponses.forwarded(
+            head, request: exchange.request, outcome: self.exchange!.outcome, keepAlive: exchange.keepAlive,
+            contentLength: body.readableBytes)
+        self.exchange!.keepAlive = keepAlive
+        actions.append(.writeHead(responseHead))
+        if !exchange.request.isHead, body.readableBytes > 0 { actions.append(.writeBody(body)) }
+        finishResponse(&actions)
+        updateReading(&actions)
+        return actions
+    }
+
+    // MARK: Upstream events
+
+    mutating func upstreamAcquired(reused: Bool) -> [Action] {
+        guard connection != .closed, let exchange, case .acquiring(let pending, _) = exchange.upstream else { return [] }
+        self.exchange!.upstream = .connected(reused: reused)
+        var actions: [Action] = [.writeUpstream(pending)]
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func upstreamAcquireFailed(_ error: UpstreamError) -> [Action] {
+        guard connection != .closed, let exchange, case .acquiring = exchange.upstream else { return [] }
+        self.exchange!.upstream = .done
+        var actions: [Action] = []
+        cancelUpstreamTimer(&actions)
+        switch error.code {
+        case .poolExhausted:
+            respondWithError(.serviceUnavailable, "too many requests are waiting for the upstream", detail: error.detail, &actions)
+        case .connectTimeout:
+            respondWithError(.gatewayTimeout, "cannot connect to the upstream in time", detail: error.detail, &actions)
+        default:
+            respondWithError(.badGateway, "cannot connect to the upstream", detail: error.detail, &actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func upstreamWritabilityChanged(_ writable: Bool) -> [Action] {
+        guard exchange != nil else { return [] }
+        exchange!.upstreamWritable = writable
+        var actions: [Action] = []
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func upstreamHead(_ head: HTTPResponseHead) -> [Action] {
+        guard connection != .closed, let exchange, case .forwarding(let store) = exchange.responseSide else { return [] }
+        var actions: [Action] = []
+        armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
+        self.exchange!.status = Int(head.status.code)
+        if let store {
+            if let reason = settings.policy.notStoredReason(requestMethod: exchange.request.method, response: head, route: store.route) {
+                self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
+                streamResponseHead(head, &actions)
+            } else {
+                self.exchange!.responseSide = .buffering(head, ByteBuffer(), store)
+            }
+        } else {
+            streamResponseHead(head, &actions)
+        }
+        return actions
+    }
+
+    mutating func upstreamBody(_ part: ByteBuffer) -> [Action] {
+        guard connection != .closed, let exchange else { return [] }
+        upstreamTimer?.activity = true
+        var actions: [Action] = []
+        switch exchange.responseSide {
+        case .buffering(let head, var body, let store):
+            self.exchange!.responseSide = .sent  // placeholder: `body` stays uniquely referenced
+            body.writeImmutableBuffer(part)
+            if body.readableBytes > store.route.maxBodyBytes {
+                self.exchange!.outcome = exchange.outcome.with(.notStored(.tooLarge))
+                streamResponseHead(head, &actions)
+                if !exchange.request.isHead { actions.append(.writeBody(body)) }
+            } else {
+                self.exchange!.responseSide = .buffering(head, body, store)
+            }
+        case .streaming:
+            if !exchange.request.isHead, part.readableBytes > 0 { actions.append(.writeBody(part)) }
+        default:
+            break
+        }
+        return actions
+    }
+
+    /// A batch of upstream reads ended: flush what was written, and stop reading the upstream
+    /// while the client is not taking it.
+    mutating func upstreamReadComplete() -> [Action] {
+        guard connection != .closed, case .streaming = exchange?.responseSide else { return [] }
+        return clientWritable ? [.flush] : [.flush, .setUpstreamReading(false)]
+    }
+
+    mutating func upstreamEnd(now: Int64) -> [Action] {
+        guard connection != .closed, let exchange, case .connected = exchange.upstream else { return [] }
+        var actions: [Action] = []
+        cancelUpstreamTimer(&actions)
+        if case .ended = exchange.requestSide {
+            actions.append(.releaseUpstream)
+        } else {
+            // The upstream answered before the request body ended: that connection's framing
+            // is unfinished, so it is not reused.
+            actions.append(.closeUpstream)
+        }
+        self.exchange!.upstream = .done
+        switch exchange.responseSide {
+        case .buffering(let head, let body, let store):
+            let entry = CacheEntry(
+                status: Int(head.status.code), headers: ProxyResponses.storedHeaders(head), body: body, storedAt: now,
+                ttl: store.route.ttl.nanoseconds / 1_000_000)
+            self.exchange!.responseSide = .storing(head, body)
+            actions.append(.store(entry, store.key, request: exchange.id))
+        case .streaming:
+            finishResponse(&actions)
+        default:
+            break
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    mutating func upstreamFailed(_ error: any Error) -> [Action] {
+        guard connection != .closed, let exchange, Self.hasUpstream(exchange.upstream) else { return [] }
+        var actions: [Action] = [.closeUpstream]
+        self.exchange!.upstream = .done
+        switch exchange.responseSide {
+        case .forwarding:
+            // Sent again only if the method is idempotent, nothing of a response arrived, the
+            // connection was a reused one (the upstream may have closed it as we wrote), and
+            // every byte sent so far is still held.
+            if case .connected(reused: true) = exchange.upstream, exchange.request.isIdempotent, exchange.retries < 3,
+                let replay = exchange.replay
+            {
+                self.exchange!.retries += 1
+                self.exchange!.upstream = .acquiring(pending: replay, pendingBytes: exchange.replayBytes)
+                actions.append(.acquireUpstream)
+                return actions
+            }
+            cancelUpstreamTimer(&actions)
+            respondWithError(.badGateway, "the upstream closed the connection without answering", detail: "\(error)", &actions)
+        case .buffering:
+            cancelUpstreamTimer(&actions)
+            respondWithError(.badGateway, "the upstream closed the connection mid-response", detail: "\(error)", &actions)
+        case .streaming:
+            // The client already has the head: the only honest signal left is to cut the connection.
+            cancelUpstreamTimer(&actions)
+            closeNow(&actions)
+        default:
+            break
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    // MARK: Timers
+
+    mutating func timerFired(_ slot: TimerSlot, id: Int) -> [Action] {
+        guard connection == .open else { return [] }
+        var actions: [Action] = []
+        switch slot {
+        case .client:
+            guard let timer = clientTimer, timer.id == id else { return [] }
+            clientTimer = nil
+            switch timer.kind {
+            case .keepAlive:
+                connection = .closing
+                actions += cancelTimers()
+                actions.append(.closeClient)
+            case .header:
+                if exchange == nil {
+                    reject(
+                        RequestRejection(
+                            .headerTimeout,
+                            "the request head did not arrive within \(ProxyResponses.describe(settings.client.headerTimeout))"),
+                        version: .http1_1, &actions)
+                }
+            case .send:
+                if !clientWritable {
+                    actions.append(.warn(.requestRejected(RequestRejection(.bodyTimeout, "the client stopped reading its responses"))))
+                    if let exchange, Self.hasUpstream(exchange.upstream) { actions.append(.closeUpstream) }
+                    closeNow(&actions)
+                }
+            case .body:
+                if timer.activity || !reading {
+                    armClientTimer(.body, after: settings.client.bodyTimeout, &actions)
+                } else {
+                    abortExchange(
+                        rejection: RequestRejection(
+                            .bodyTimeout, "the request body stalled for \(ProxyResponses.describe(settings.client.bodyTimeout))"),
+                        &actions)
+                }
+            }
+        case .upstream:
+            guard let timer = upstreamTimer, timer.id == id, let exchange else { return [] }
+            upstreamTimer = nil
+            switch (timer.kind, exchange.responseSide) {
+            case (.head, .forwarding):
+                actions.append(.closeUpstream)
+                self.exchange!.upstream = .done
+                respondWithError(
+                    .gatewayTimeout, "the upstream did not answer within \(ProxyResponses.describe(settings.upstreamTimeout))",
+                    detail: nil, &actions)
+            case (.read, _) where timer.activity || !clientWritable:
+                armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
+            case (.read, .buffering):
+                actions.append(.closeUpstream)
+                self.exchange!.upstream = .done
+                respondWithError(
+                    .gatewayTimeout, "the upstream stalled for \(ProxyResponses.describe(settings.upstreamReadTimeout)) mid-response",
+                    detail: nil, &actions)
+            case (.read, .streaming):
+                actions.append(.closeUpstream)
+                self.exchange!.upstream = .done
+                closeNow(&actions)
+            default:
+                break
+            }
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    // MARK: Request handling
+
+    private mutating func begin(_ head: HTTPRequestParser.Head, _ actions: inout [Action]) {
+        let request: ProxyRequest
+        do {
+            request = try settings.normalizer.normalize(head)
+        } catch {
+            reject(error, version: head.version, method: head.method, target: head.target, &actions)
+            return
+        }
+        nextExchangeID += 1
+        let hasBody = head.framing != .none && head.framing != .length(0)
+        if request.expectsContinue, hasBody { actions.append(.sendContinue(request.version)) }
+        switch settings.policy.decide(request) {
+        case .bypass(let reason):
+            exchange = Exchange(
+                id: nextExchangeID, request: request, keepAlive: request.keepAlive && !shutdownRequested, outcome: .bypass(reason),
+                route: nil, requestSide: .streaming, responseSide: .forwarding(store: nil))
+            startForwarding(body: nil, ended: false, store: nil, &actions)
+        case .lookup(let route, let lookupMethod):
+            exchange = Exchange(
+                id: nextExchangeID, request: request, keepAlive: request.keepAlive && !shutdownRequested, outcome: .miss(.pending),
+                route: route, requestSide: .collecting(ByteBuffer()), responseSide: .awaitingBody(route, lookupMethod: lookupMethod))
+        }
+        if hasBody {
+            armClientTimer(.body, after: settings.client.bodyTimeout, &actions)
+        } else {
+            cancelClientTimer(&actions)
+        }
+    }
+
+    private mutating func body(_ part: ByteBuffer, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        clientTimer?.activity = true
+        switch exchange.requestSide {
+        case .collecting(var body):
+            self.exchange!.requestSide = .ended  // placeholder: `body` stays uniquely referenced
+            body.writeImmutableBuffer(part)
+            guard case .awaitingBody(let route, _) = exchange.responseSide, body.readableBytes > route.maxBodyBytes else {
+                self.exchange!.requestSide = .collecting(body)
+                return
+            }
+            self.exchange!.outcome = .bypass(.requestTooLarge)
+            self.exchange!.requestSide = .streaming
+            startForwarding(body: body, ended: false, store: nil, &actions)
+        case .streaming:
+            sendUpstream(.body(.byteBuffer(part)), bytes: part.readableBytes, &actions)
+        case .ended, .discarding:
+            break
+        }
+    }
+
+    private mutating func end(_ actions: inout [Action]) {
+        guard let exchange else { return }
+        cancelClientTimer(&actions)
+        switch exchange.requestSide {
+        case .collecting(let body):
+            guard case .awaitingBody(let route, let lookupMethod) = exchange.responseSide else { return }
+            let key = settings.policy.key(for: exchange.request, route: route, lookupMethod: lookupMethod, body: body)
+            self.exchange!.requestSide = .ended
+            self.exchange!.responseSide = .lookingUp(key, route, body: body)
+            actions.append(.lookup(key, request: exchange.id))
+        case .streaming:
+            self.exchange!.requestSide = .ended
+            sendUpstream(.end(nil), bytes: 0, &actions)
+        case .discarding:
+            self.exchange!.requestSide = .ended
+            completeExchange(&actions)
+        case .ended:
+            break
+        }
+    }
+
+    // MARK: Forwarding
+
+    /// Starts the upstream exchange with what is known of the request so far.
+    private mutating func startForwarding(body: ByteBuffer?, ended: Bool, store: StoreTarget?, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        let request = exchange.request
+        let bodyBytes = body?.readableBytes ?? 0
+        let framing: UpstreamFraming
+        if ended {
+            let hadBody = request.framing != .none
+            framing = bodyBytes > 0 || hadBody || request.announcesEmptyBody ? .length(bodyBytes) : .none
+        } else {
+            switch request.framing {
+            case .none: framing = request.announcesEmptyBody ? .length(0) : .none
+            case .length(let length): framing = .length(length)
+            case .chunked: framing = .chunked
+            }
+        }
+        let head = request.upstreamHead(
+            framing: framing, clientAddress: clientAddress, preserveHost: settings.preserveHost, upstreamHost: settings.upstreamHost)
+        var parts: [HTTPClientRequestPart] = [.head(head)]
+        if let body, bodyBytes > 0 { parts.append(.body(.byteBuffer(body))) }
+        if ended { parts.append(.end(nil)) }
+        self.exchange!.requestSide = ended ? .ended : .streaming
+        self.exchange!.responseSide = .forwarding(store: store)
+        self.exchange!.upstream = .acquiring(pending: parts, pendingBytes: bodyBytes)
+        self.exchange!.replay = bodyBytes <= settings.maxReplayBytes ? parts : nil
+        self.exchange!.replayBytes = bodyBytes
+        armUpstreamTimer(.head, after: settings.upstreamTimeout, &actions)
+        actions.append(.acquireUpstream)
+    }
+
+    private mutating func sendUpstream(_ part: HTTPClientRequestPart, bytes: Int, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        if exchange.replay != nil {
+            self.exchange!.replayBytes += bytes
+            if self.exchange!.replayBytes > settings.maxReplayBytes {
+                self.exchange!.replay = nil
+            } else {
+                self.exchange!.replay!.append(part)
+            }
+        }
+        switch exchange.upstream {
+        case .acquiring(var pending, let pendingBytes):
+            self.exchange!.upstream = .none  // placeholder: `pending` stays uniquely referenced
+            pending.append(part)
+            self.exchange!.upstream = .acquiring(pending: pending, pendingBytes: pendingBytes + bytes)
+        case .connected:
+            actions.append(.writeUpstream([part]))
+        case .none, .done:
+            break
+        }
+    }
+
+    private mutating func streamResponseHead(_ upstream: HTTPResponseHead, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        let (head, keepAlive) = ProxyResponses.forwarded(
+            upstream, request: exchange.request, outcome: exchange.outcome, keepAlive: exchange.keepAlive, contentLength: nil)
+        self.exchange!.keepAlive = keepAlive
+        self.exchange!.responseSide = .streaming(chunked: ProxyResponses.isChunked(head))
+        actions.append(.writeHead(head))
+    }
+
+    // MARK: Answering
+
+    private mutating func respondFromCache(_ entry: CacheEntry, now: Int64, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        let outcome = CacheOutcome.hit(ttl: entry.remainingTTL(now: now))
+        self.exchange!.outcome = outcome
+        self.exchange!.status = entry.status
+        actions.append(
+            .writeHead(ProxyResponses.hit(entry, request: exchange.request, outcome: outcome, keepAlive: exchange.keepAlive, now: now)))
+        if !exchange.request.isHead, entry.body.readableBytes > 0 { actions.append(.writeBody(entry.body)) }
+        finishResponse(&actions)
+        updateReading(&actions)
+    }
+
+    /// A 502/503/504 from the proxy. The body names the route; the upstream's address and the
+    /// error text only with `errors.detail`. The log always has them.
+    private mutating func respondWithError(_ status: HTTPResponseStatus, _ message: String, detail: String?, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        if exchange.outcome.storeResult == .pending {
+            self.exchange!.outcome = exchange.outcome.with(.notStored(.upstreamFailed))
+        }
+        self.exchange!.status = Int(status.code)
+        actions.append(.warn(.upstreamError(status: Int(status.code), detail: detail.map { "\(message): \($0)" } ?? message)))
+        let json = ProxyResponses.errorJSON(
+            message, route: exchange.route?.name, upstream: settings.errorDetail ? settings.upstreamDescription : nil,
+            detail: settings.errorDetail ? detail : nil)
+        actions.append(
+            .writeHead(
+                ProxyResponses.error(
+                    status: status, json: json, version: exchange.request.version, outcome: self.exchange!.outcome,
+                    keepAlive: exchange.keepAlive)))
+        if !exchange.request.isHead { actions.append(.writeBody(ByteBuffer(string: json))) }
+        finishResponse(&actions)
+    }
+
+    /// Answers a refused request (no exchange in progress) and closes the connection.
+    private mutating func reject(
+        _ rejection: RequestRejection, version: HTTPVersion, method: String = "-", target: String = "-", _ actions: inout [Action]
+    ) {
+        let outcome = CacheOutcome.rejected(rejection.reason)
+        let json = ProxyResponses.errorJSON(rejection.detail, route: nil)
+        actions.append(.warn(.requestRejected(rejection)))
+        actions.append(
+            .writeHead(ProxyResponses.error(status: rejection.status, json: json, version: version, outcome: outcome, keepAlive: false)))
+        actions.append(.writeBody(ByteBuffer(string: json)))
+        actions.append(.log(RequestLog(method: method, target: target, status: Int(rejection.status.code), outcome: outcome, route: nil)))
+        exchange = nil
+        connection = .closing
+        actions += cancelTimers()
+        actions.append(.writeEnd(close: true))
+    }
+
+    /// Ends the current exchange because the client broke it (a bad body, a stalled upload):
+    /// its error answer if no response has started, else a plain close.
+    private mutating func abortExchange(rejection: RequestRejection, _ actions: inout [Action]) {
+        guard let exchange else { return }
+        if Self.hasUpstream(exchange.upstream) { actions.append(.closeUpstream) }
+        switch exchange.responseSide {
+        case .streaming, .sent, .storing:
+            actions.append(.warn(.requestRejected(rejection)))
+            closeNow(&actions)
+        default:
+            self.exchange = nil
+            reject(rejection, version: exchange.request.version, method: exchange.request.method, target: exchange.request.target, &actions)
+        }
+    }
+
+    /// The response is written: end it, log it, and go on with the connection.
+    private mutating func finishResponse(_ actions: inout [Action]) {
+        guard let exchange else { return }
+        actions.append(
+            .log(
+                RequestLog(
+                    method: exchange.request.method, target: exchange.request.target, status: exchange.status ?? 200,
+                    outcome: exchange.outcome, route: exchange.route?.name)))
+        self.exchange!.responseSide = .sent
+        if !exchange.keepAlive || inputFailed && queue.isEmpty {
+            self.exchange = nil
+            connection = .closing
+            actions += cancelTimers()
+            actions.append(.writeEnd(close: true))
+            return
+        }
+        actions.append(.writeEnd(close: false))
+        switch exchange.requestSide {
+        case .collecting, .streaming:
+            // Answered before the client finished sending: read the rest and drop it (it must be
+            // consumed before the next request is read), within the body timeout.
+            self.exchange!.requestSide = .discarding
+        case .ended, .discarding:
+            completeExchange(&actions)
+        }
+    }
+
+    /// Both sides are done: on to the next request.
+    private mutating func completeExchange(_ actions: inout [Action]) {
+        guard case .sent = exchange?.responseSide else { return }
+        exchange = nil
+        startNextRequest(&actions)
+    }
+
+    /// Starts the next queued request (unless the client is not reading its responses).
+    private mutating func startNextRequest(_ actions: inout [Action]) {
+        guard exchange == nil, connection == .open else { return }
+        if shutdownRequested {
+            connection = .closing
+            actions += cancelTimers()
+            actions.append(.closeClient)
+            return
+        }
+        guard clientWritable else { return }
+        while exchange == nil, let part = queue.popFirst() {
+            switch part {
+            case .head(let head):
+                queuedRequests -= 1
+                begin(head, &actions)
+                // Its parts that already arrived.
+                while exchange != nil, let next = queue.first, !Self.isNewRequest(next) {
+                    queue.removeFirst()
+                    switch next {
+                    case .body(let body):
+                        queuedBytes -= body.readableBytes
+                        self.body(body, &actions)
+                    case .end:
+                        end(&actions)
+                    case .head, .failed:
+                        break
+                    }
+                }
+            case .failed(let rejection):
+                queuedRequests -= 1
+                reject(rejection, version: .http1_1, &actions)
+                return
+            case .body(let body):
+                queuedBytes -= body.readableBytes  // parts of a request that was refused
+            case .end:
+                break
+            }
+        }
+        if exchange == nil, connection == .open {
+            armClientTimer(.keepAlive, after: settings.client.keepAliveTimeout, &actions)
+        }
+    }
+
+    private static func isNewRequest(_ part: QueuedPart) -> Bool {
+        switch part {
+        case .head, .failed: return true
+        case .body, .end: return false
+        }
+    }
+
+    private mutating func enqueue(_ part: QueuedPart) {
+        switch part {
+        case .head, .failed: queuedRequests += 1
+        case .body(let body): queuedBytes += body.readableBytes
+        case .end: break
+        }
+        queue.append(part)
+    }
+
+    private mutating func closeNow(_ actions: inout [Action]) {
+        exchange = nil
+        queue.removeAll()
+        connection = .closing
+        actions += cancelTimers()
+        actions.append(.closeClient)
+    }
+
+    // MARK: Reading and timers
+
+    /// Tells the shell to pause or resume reading when the answer changes.
+    private mutating func updateReading(_ actions: inout [Action]) {
+        let wanted = wantsToRead
+        if wanted != reading {
+            reading = wanted
+            actions.append(.setClientReading(wanted))
+        }
+    }
+
+    private var wantsToRead: Bool {
+        guard connection == .open, !inputFailed, clientWritable else { return false }
+        if queuedRequests > settings.client.maxPipelinedRequests || queuedBytes > settings.maxQueuedBytes { return false }
+        guard let exchange else { return true }
+        switch exchange.requestSide {
+        case .streaming:
+            switch exchange.upstream {
+            case .acquiring(_, let pendingBytes): return pendingBytes <= settings.maxPendingBytes
+            case .connected: return exchange.upstreamWritable
+            case .none, .done: return true
+            }
+        case .collecting, .ended, .discarding:
+            return true
+        }
+    }
+
+    private mutating func armClientTimer(_ kind: ClientTimerKind, after delay: TimeAmount, _ actions: inout [Action]) {
+        timerIDs += 1
+        clientTimer = (kind, timerIDs, false)
+        actions.append(.setTimer(.client, id: timerIDs, after: delay))
+    }
+
+    private mutating func cancelClientTimer(_ actions: inout [Action]) {
+        if clientTimer != nil {
+            clientTimer = nil
+            actions.append(.cancelTimer(.client))
+        }
+    }
+
+    private mutating func armUpstreamTimer(_ kind: UpstreamTimerKind, after delay: TimeAmount, _ actions: inout [Action]) {
+        timerIDs += 1
+        upstreamTimer = (kind, timerIDs, false)
+        actions.append(.setTimer(.upstream, id: timerIDs, after: delay))
+    }
+
+    private mutating func cancelUpstreamTimer(_ actions: inout [Action]) {
+        if upstreamTimer != nil {
+            upstreamTimer = nil
+            actions.append(.cancelTimer(.upstream))
+        }
+    }
+
+    private mutating func cancelTimers() -> [Action] {
+        var actions: [Action] = []
+        cancelClientTimer(&actions)
+        cancelUpstreamTimer(&actions)
+        return actions
+    }
+
+    private static func hasUpstream(_ side: UpstreamSide) -> Bool {
+        switch side {
+        case .acquiring, .connected: return true
+        case .none, .done: return false
+        }
+    }
+}
