@@ -169,6 +169,7 @@ struct HTTPRequestParser {
                 state = .failed(error)
                 throw error
             }
+            state = .head(HeadScan())
             return .end
         case .endPending:
             state = .head(HeadScan())
