@@ -163,7 +163,8 @@ final class RedisConnection: Sendable {
         guard state.handler === handler else { return }
         state.handler = nil
         state.channel = nil
-        let action = state.machine.connectionClosed(error: error, random: Double.random(in: 0..<1))
+        let action = state.machine.connectionClosed(
+            error: error, random: Double.random(in: 0..<1), servedReplies: handler.servedReplies)
         if case .shutDown = state.machine.state { return }
         if state.lostSince == nil {
             state.lostSince = self.eventLoop.now

@@ -97,6 +97,9 @@ final class RedisConnectionHandler: ChannelInboundHandler {
         handshakeRemaining += 1
     }
 
+    /// Whether the server answered at least one command (hand-shake replies aside).
+    private(set) var servedReplies = false
+
     // MARK: Commands
 
     /// Queues `command`; `promise` completes with its reply, a ``RedisServerError`` for an error
@@ -188,6 +191,7 @@ final class RedisConnectionHandler: ChannelInboundHandler {
         }
         switch head.kind {
         case .command:
+            servedReplies = true
             guard let promise = head.promise else { return true }  // timed out earlier
             if case .error(let error) = reply {
                 promise.fail(error)

@@ -4,17 +4,21 @@ import NIOCore
 /// reconnect. Pure: it does no I/O and reads no clock; ``RedisConnection`` performs its actions.
 ///
 /// ```
-/// idle ──command──▶ connecting ──ready──▶ connected ──closed──▶ connecting (at once)
-///                      │  ▲
-///                failed│  │backoff elapsed
-///                      ▼  │
+/// idle ──command──▶ connecting ──ready──▶ connected ──closed after serving──▶ connecting (at once)
+///                      │  ▲                    │
+///                failed│  │backoff elapsed     │closed before serving a reply
+///                      ▼  │                    ▼
 ///                 waitingToReconnect (commands fail fast with the last error)
 /// ```
+///
+/// A connection that closes before it answered any command counts as a failed attempt, so a
+/// server that accepts and then closes at once is retried with backoff, not in a tight loop.
 struct RedisConnectionStateMachine {
     enum State {
         case idle
         case connecting(attempt: Int)
-        case connected
+        /// Up; `attempt` is the attempt that opened it (0 once it has served a reply).
+        case connected(attempt: Int)
         case waitingToReconnect(attempt: Int, lastError: RedisClientError)
         case shutDown
     }
@@ -67,19 +71,19 @@ struct RedisConnectionStateMachine {
 
     /// The connection is up and its hand-shake (AUTH, SELECT) succeeded.
     mutating func connectionReady() -> Action {
-        guard case .connecting = state else { return .none }
-        state = .connected
+        guard case .connecting(let attempt) = state else { return .none }
+        state = .connected(attempt: attempt)
         return .none
     }
 
-    /// A connect or hand-shake attempt failed, or a connection closed.
-    /// A ready connection that drops is retried at once; failed attempts back off.
-    mutating func connectionClosed(error: RedisClientError, random: Double) -> Action {
+    /// A connect or hand-shake attempt failed, or a connection closed. A connection that served
+    /// at least one reply (`servedReplies`) is replaced at once; anything else backs off.
+    mutating func connectionClosed(error: RedisClientError, random: Double, servedReplies: Bool = false) -> Action {
         switch state {
-        case .connected:
+        case .connected where servedReplies:
             state = .connecting(attempt: 0)
             return .connect
-        case .connecting(let attempt):
+        case .connected(let attempt), .connecting(let attempt):
             state = .waitingToReconnect(attempt: attempt + 1, lastError: error)
             return .scheduleReconnect(after: backoff.delay(attempt: attempt, random: random))
         case .idle, .waitingToReconnect, .shutDown:

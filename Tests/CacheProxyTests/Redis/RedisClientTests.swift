@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -230,6 +231,30 @@ import Testing
         }
     }
 
+    @Test func aServerThatAcceptsAndClosesIsRetriedWithBackoff() async throws {
+        // Counts accepted connections and closes each at once.
+        let accepted = ManagedAtomicCounter()
+        let server = try await ServerBootstrap(group: Self.group)
+            .childChannelInitializer { channel in
+                accepted.increment()
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let url = RedisURL(host: "127.0.0.1", port: server.localAddress!.port!)
+        try await withClient(url, backoff: RedisBackoff(initial: .milliseconds(25), maximum: .seconds(2))) { redis in
+            redis.connect()
+            for _ in 0..<20 {
+                _ = try? await redis.ping()
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await server.close()
+        // Two connections (one per loop), each backing off 25, 50, 100, 200, 400 ms…: about a
+        // dozen in a second, where an immediate reconnect makes thousands.
+        #expect(accepted.value < 40, "\(accepted.value) connections in about a second")
+        #expect(accepted.value >= 2)
+    }
+
     @Test func noServerFailsFastWithAConnectError() async throws {
         let port = try freeLoopbackPort()
         try await withClient(RedisURL(host: "127.0.0.1", port: port), commandTimeout: .seconds(30)) { redis in
@@ -249,4 +274,11 @@ import Testing
             #expect(error == .clientShutdown)
         }
     }
+}
+
+/// A thread-safe counter for tests.
+final class ManagedAtomicCounter: Sendable {
+    private let box = NIOLockedValueBox(0)
+    var value: Int { box.withLockedValue { $0 } }
+    func increment() { box.withLockedValue { $0 += 1 } }
 }

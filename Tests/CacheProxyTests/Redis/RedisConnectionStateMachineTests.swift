@@ -26,9 +26,25 @@ import Testing
         #expect(machine.connectionClosed(error: refused, random: 0.5) == .scheduleReconnect(after: .milliseconds(40)))
         #expect(machine.reconnectTimerFired() == .connect)
         #expect(machine.connectionReady() == .none)
-        // Once connected, losing the connection retries at once and the backoff starts over.
-        #expect(machine.connectionClosed(error: .connectionClosed, random: 0.5) == .connect)
+        // Once a connection has served, losing it retries at once and the backoff starts over.
+        #expect(machine.connectionClosed(error: .connectionClosed, random: 0.5, servedReplies: true) == .connect)
         #expect(machine.connectionClosed(error: refused, random: 0.5) == .scheduleReconnect(after: .milliseconds(10)))
+    }
+
+    @Test func aServerThatAcceptsAndClosesIsRetriedWithBackoff() {
+        var machine = RedisConnectionStateMachine(backoff: backoff)
+        #expect(machine.start() == .connect)
+        var delays: [TimeAmount] = []
+        for _ in 0..<4 {
+            #expect(machine.connectionReady() == .none)
+            guard case .scheduleReconnect(let delay) = machine.connectionClosed(error: .connectionClosed, random: 0.5) else {
+                Issue.record("a connection that served nothing was replaced at once")
+                return
+            }
+            delays.append(delay)
+            #expect(machine.reconnectTimerFired() == .connect)
+        }
+        #expect(delays == [.milliseconds(10), .milliseconds(20), .milliseconds(40), .milliseconds(80)])
     }
 
     @Test func waitingReportsTheLastError() {
