@@ -4,7 +4,7 @@ CONFIG ?= config/flask-api.yaml
 FLASK_DIR := examples/flask-api
 VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release run bench bench-redis loadtest flask-venv clean
+.PHONY: test deps build release run bench bench-redis bench-redis-mixed loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -52,6 +52,11 @@ loadtest: release flask-venv
 bench-redis: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
 	.build/release/cache-proxy-bench redis
+
+## GET latency while large SETs run: lookups and stores on one connection, or on two.
+bench-redis-mixed: deps
+	$(SWIFT) build -c release --product cache-proxy-bench
+	.build/release/cache-proxy-bench redis-mixed --set-size 8388608 --seconds 3
 
 clean:
 	rm -rf .build $(VENV)

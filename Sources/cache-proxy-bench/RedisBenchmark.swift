@@ -82,5 +82,6 @@ struct RedisBenchmark: AsyncParsableCommand {
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cache-proxy-bench", abstract: "cache-proxy benchmarks.", subcommands: [RedisBenchmark.self, OriginServer.self])
+        commandName: "cache-proxy-bench", abstract: "cache-proxy benchmarks.",
+        subcommands: [RedisBenchmark.self, RedisMixedBenchmark.self, OriginServer.self])
 }
