@@ -8,7 +8,20 @@ import Testing
         listen: 127.0.0.1:8080
         upstream: http://127.0.0.1:7000
         upstream_timeout: 5s
+        upstream_read_timeout: 20s
+        upstream_max_connections: 64
+        upstream_max_waiting: 10
         preserve_host: false
+        client:
+          header_timeout: 3s
+          body_timeout: 4s
+          keepalive_timeout: 5s
+          max_request_line_bytes: 4096
+          max_header_bytes: 16384
+          max_headers: 50
+          max_pipelined_requests: 4
+        errors:
+          detail: true
         redis:
           url: redis://:pw@127.0.0.1:6380/2
           key_prefix: "app:"
@@ -17,6 +30,7 @@ import Testing
           ttl: 1m
           max_body_bytes: 2048
           statuses: [200, 203]
+          bypass_headers: [X-Original-URL]
         routes:
           - path: /user/show_all_user/
             methods: [GET]
@@ -29,6 +43,7 @@ import Testing
             name: orders
             statuses: [200, 404]
             max_body_bytes: 10
+            bypass_headers: [X-Custom-Override]
         """
 
     @Test func parsesEveryKey() throws {
@@ -53,6 +68,17 @@ import Testing
         #expect(config.routes[2].name == "orders")
         #expect(config.routes[2].statuses == [200, 404])
         #expect(config.routes[2].maxBodyBytes == 10)
+        #expect(config.upstreamReadTimeout == .seconds(20))
+        #expect(config.upstreamMaxConnections == 64)
+        #expect(config.upstreamMaxWaiting == 10)
+        #expect(
+            config.client
+                == ClientSettings(
+                    headerTimeout: .seconds(3), bodyTimeout: .seconds(4), keepAliveTimeout: .seconds(5), maxRequestLineBytes: 4096,
+                    maxHeaderBytes: 16384, maxHeaderCount: 50, maxPipelinedRequests: 4))
+        #expect(config.errorDetail)
+        #expect(config.routes[0].bypassHeaders == ["x-original-url"])
+        #expect(config.routes[2].bypassHeaders == ["x-custom-override"])
     }
 
     @Test func appliesDefaults() throws {
@@ -137,6 +163,30 @@ import Testing
             "bad.yaml:5: upstream_timeout: must be greater than zero"
         ),
         ("listen: [127.0.0.1:8080\n", "bad.yaml:2: not valid YAML: did not find expected"),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\ndefaults:\n  statuses: [200, 502]\n",
+            "bad.yaml:6: defaults.statuses[1]: status 502 is never stored"
+        ),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\nroutes:\n  - path: /a\n    statuses: [431]\n",
+            "bad.yaml:7: routes[0].statuses[0]: status 431 is never stored"
+        ),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\ndefaults:\n  ttl: 99999999999999999999h\n",
+            "bad.yaml:6: defaults.ttl: duration \"99999999999999999999h\" is too long (at most 10 years)"
+        ),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\nclient:\n  max_headers: 0\n",
+            "bad.yaml:6: client.max_headers: expected a whole number from 1 to 10000"
+        ),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\nclient:\n  header_timeot: 1s\n",
+            "bad.yaml:6: client.header_timeot: unknown key (did you mean \"header_timeout\"?)"
+        ),
+        (
+            "listen: 127.0.0.1:8080\nupstream: http://x:1\nredis:\n  url: redis://h\nerrors:\n  detail: maybe\n",
+            "bad.yaml:6: errors.detail: expected true or false"
+        ),
     ])
     func badConfigsSayWhereAndWhat(yaml: String, expected: String) {
         let error = #expect(throws: ConfigError.self) { try ProxyConfiguration.parse(yaml: yaml, file: "bad.yaml") }
@@ -153,7 +203,7 @@ import Testing
         #expect(DurationParser.parse(text) == .milliseconds(milliseconds))
     }
 
-    @Test(arguments: ["", "s", "30 sec", "-1s", "1d", "abc", "1e3"])
+    @Test(arguments: ["", "s", "30 sec", "-1s", "1d", "abc", "1e3", "99999999999999999999h", "3000000000000000000"])
     func badDurations(text: String) {
         #expect(DurationParser.parse(text) == nil)
     }

@@ -365,6 +365,59 @@ import Testing
         }
     }
 
+    @Test func errorBodiesNameTheRouteNotTheUpstream() async throws {
+        let deadPort = try freeLoopbackPort()
+        try await withProxy(routes: "  - path: /x\n    name: things", upstreamPort: deadPort) { h throws in
+            let response = try await h.client.get("/x")
+            #expect(response.status == .badGateway)
+            #expect(response.json["error"] as? String == "cannot connect to the upstream")
+            #expect(response.json["route"] as? String == "things")
+            #expect(response.json["upstream"] == nil)
+            #expect(!response.text.contains("127.0.0.1") && !response.text.contains("refused"))
+            let unrouted = try await h.client.get("/elsewhere")
+            #expect(unrouted.json.keys.contains("route") && !(unrouted.json["route"] is String))
+        }
+    }
+
+    @Test func upstreamConnectionsAreCappedPerLoopAndTheRestGet503() async throws {
+        try await withProxy(routes: "  - path: /none", extra: "upstream_max_connections: 1\nupstream_max_waiting: 0") { h throws in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await h.client.get("/slow/500").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            // Two loops, one connection each: at most two are served, the others are refused at once.
+            #expect(statuses.filter { $0 == .ok }.count >= 1)
+            #expect(statuses.filter { $0 == .ok }.count <= 2)
+            #expect(statuses.filter { $0 == .serviceUnavailable }.count >= 4)
+            let refused = try await h.client.get("/fast")
+            #expect(refused.status == .ok)  // nothing is stuck
+        }
+        try await withProxy(routes: "  - path: /none", extra: "upstream_max_connections: 1\nupstream_max_waiting: 10") { h throws in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await h.client.get("/slow/100").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok })  // they waited their turn
+        }
+    }
+
+    @Test func anUpstreamThatStallsMidBodyIsAbandoned() async throws {
+        try await withProxy(routes: "  - path: /stall/cached", extra: "upstream_read_timeout: 500ms") { h throws in
+            // Streaming (uncached): the client has the head, so the connection is cut.
+            let start = Date()
+            await #expect(throws: (any Error).self) { _ = try await h.client.get("/stall/streamed") }
+            #expect(Date().timeIntervalSince(start) < 5)
+            // Buffered for the cache: nothing was sent yet, so the client gets a 504.
+            let cached = try await h.client.get("/stall/cached")
+            #expect(cached.status == .gatewayTimeout)
+            #expect(cached.cacheStatus == "cache-proxy; fwd=uri-miss; detail=upstream-failed")
+        }
+    }
+
     @Test func slowUpstreamIs504() async throws {
         try await withProxy(routes: "  - path: /none", extra: "upstream_timeout: 1s") { h throws in
             let response = try await h.client.get("/slow/4000")

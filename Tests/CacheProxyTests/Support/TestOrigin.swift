@@ -11,6 +11,7 @@ import NIOPosix
 /// - `/binary…` → all 256 byte values, 4 times; `/large/N…` → N bytes (`?chunked=1`: chunked);
 /// - `/slow/MS…` → answers after MS milliseconds; `/close…` → closes without answering;
 /// - `/flaky…` → answers the first request on a connection, closes at the second;
+/// - `/stall…` → sends the head and 5 of 10 body bytes, then nothing more;
 /// - anything else → 200 JSON echoing method, path, query, body and the request count.
 ///
 /// Every response carries `X-Origin-Count` (this path's count so far).
@@ -120,6 +121,12 @@ private final class OriginHandler: ChannelInboundHandler {
                 self.respondEcho(
                     context: context, head: snapshot.0, path: "/slow-done", query: query, count: count, headers: headers, status: .ok)
             }
+            return
+        case "stall":
+            headers.add(name: "content-length", value: "10")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "12345")))), promise: nil)
+            self.head = nil
             return
         case "status":
             status = HTTPResponseStatus(statusCode: segments.dropFirst().first.flatMap { Int($0) } ?? 200)
