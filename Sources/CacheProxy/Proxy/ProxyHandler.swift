@@ -180,13 +180,12 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             upstream = nil
         case .log(let log):
-            shared.logger.debug(
-                "request",
-                metadata: [
-                    "method": "\(log.method)", "target": "\(log.target)", "status": "\(log.status)", "outcome": "\(log.outcome.name)",
-                    "cache_status": "\(log.outcome.cacheStatus)",
-                    "route": "\(log.route ?? "-")",
-                ])
+            var metadata: Logger.Metadata = [
+                "method": "\(log.method)", "target": "\(log.target)", "status": "\(log.status)", "outcome": "\(log.outcome.name)",
+                "cache_status": "\(log.outcome.cacheStatus)", "route": "\(log.route ?? "-")",
+            ]
+            if let detail = log.detail { metadata["detail"] = "\(detail)" }
+            shared.logger.debug("request", metadata: metadata)
         case .warn(let warning):
             warn(warning)
         }

@@ -73,6 +73,8 @@ struct ProxyStateMachine {
         var status: Int
         var outcome: CacheOutcome
         var route: String?
+        /// What went wrong, for errors and refusals (the client may get less; the log gets this).
+        var detail: String? = nil
     }
 
     /// Trouble worth a (rate-limited) warning in the log.
@@ -102,6 +104,7 @@ struct ProxyStateMachine {
         var retries = 0
         var upstreamWritable = true
         var status: Int?
+        var errorDetail: String?
     }
 
     enum RequestSide {
@@ -753,7 +756,8 @@ struct ProxyStateMachine {
             self.exchange!.outcome = exchange.outcome.with(.notStored(.upstreamFailed))
         }
         self.exchange!.status = Int(status.code)
-        actions.append(.warn(.upstreamError(status: Int(status.code), detail: detail.map { "\(message): \($0)" } ?? message)))
+        self.exchange!.errorDetail = detail.map { "\(message): \($0)" } ?? message
+        actions.append(.warn(.upstreamError(status: Int(status.code), detail: self.exchange!.errorDetail!)))
         let json = ProxyResponses.errorJSON(
             message, route: exchange.route?.name, upstream: settings.errorDetail ? settings.upstreamDescription : nil,
             detail: settings.errorDetail ? detail : nil)
@@ -776,7 +780,11 @@ struct ProxyStateMachine {
         actions.append(
             .writeHead(ProxyResponses.error(status: rejection.status, json: json, version: version, outcome: outcome, keepAlive: false)))
         actions.append(.writeBody(ByteBuffer(string: json)))
-        actions.append(.log(RequestLog(method: method, target: target, status: Int(rejection.status.code), outcome: outcome, route: nil)))
+        actions.append(
+            .log(
+                RequestLog(
+                    method: method, target: target, status: Int(rejection.status.code), outcome: outcome, route: nil,
+                    detail: rejection.detail)))
         exchange = nil
         connection = .closing
         actions += cancelTimers()
@@ -805,7 +813,7 @@ struct ProxyStateMachine {
             .log(
                 RequestLog(
                     method: exchange.request.method, target: exchange.request.target, status: exchange.status ?? 200,
-                    outcome: exchange.outcome, route: exchange.route?.name)))
+                    outcome: exchange.outcome, route: exchange.route?.name, detail: exchange.errorDetail)))
         self.exchange!.responseSide = .sent
         if !exchange.keepAlive || inputFailed && queue.isEmpty {
             self.exchange = nil
