@@ -850,7 +850,7 @@ struct ProxyStateMachine {
             return
         }
         guard clientWritable else { return }
-        while exchange == nil, let part = queue.popFirst() {
+        while exchange == nil, connection == .open, let part = queue.popFirst() {
             switch part {
             case .head(let head):
                 queuedRequests -= 1
