@@ -1,20 +1,17 @@
 /// Query-string normalization for cache keys.
 ///
 /// Parameters are split on `&`, names and values percent-decoded (`+` is a space, as in HTML
-/// forms and in Flask/Werkzeug), and sorted by name then value, so `?b=2&a=1` and `?a=%31&b=2`
-/// give the same list. Empty pieces (`&&`) are dropped. Invalid escapes are kept literally.
+/// forms and in Flask/Werkzeug), and sorted by name, so `?b=2&a=1` and `?a=%31&b=2` give the
+/// same list. Repeated names keep their order: `?q=1&q=2` and `?q=2&q=1` differ, because most
+/// frameworks read the first (or the last) value and answer them differently. Empty pieces
+/// (`&&`) are dropped. Invalid escapes are kept literally.
 public enum QueryString {
     /// One decoded parameter.
-    public struct Parameter: Sendable, Hashable, Comparable {
+    public struct Parameter: Sendable, Hashable {
         /// The decoded name, as bytes.
         public let name: [UInt8]
         /// The decoded value, as bytes; empty for `?flag` and `?flag=`.
         public let value: [UInt8]
-
-        public static func < (lhs: Parameter, rhs: Parameter) -> Bool {
-            lhs.name.lexicographicallyPrecedes(rhs.name)
-                || (lhs.name == rhs.name && lhs.value.lexicographicallyPrecedes(rhs.value))
-        }
     }
 
     /// The normalized parameters of `query` (the part after `?`, without it) that `selection` keeps.
@@ -29,8 +26,11 @@ public enum QueryString {
             let value = equals.map { decode(piece[piece.index(after: $0)...]) } ?? []
             parameters.append(Parameter(name: name, value: value))
         }
-        parameters.sort()
-        return parameters
+        // Stable by name: the index breaks ties, so repeated names keep their order.
+        return parameters.enumerated().sorted { lhs, rhs in
+            lhs.element.name == rhs.element.name
+                ? lhs.offset < rhs.offset : lhs.element.name.lexicographicallyPrecedes(rhs.element.name)
+        }.map(\.element)
     }
 
     /// Percent-decodes bytes; `+` becomes a space.

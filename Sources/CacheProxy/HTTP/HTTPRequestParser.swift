@@ -294,19 +294,56 @@ struct HTTPRequestParser {
             }
             guard index > 0 else { throw RequestRejection(.badChunk, "chunk size is not hexadecimal") }
             if index < end {
-                // Only `;` extensions may follow the size (no whitespace, no other bytes).
-                guard bytes[index] == UInt8(ascii: ";") else {
-                    throw RequestRejection(.badChunk, "unexpected byte after the chunk size")
-                }
-                for byte in bytes[(index + 1)..<end] where !Self.isFieldValueByte(byte) {
-                    throw RequestRejection(.badChunk, "control character in a chunk extension")
-                }
+                try Self.validateChunkExtensions(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
             }
             return (size, lf + 1)
         }
         guard let result else { return nil }
         buffer.moveReaderIndex(forwardBy: result.consumed)
         return result.size
+    }
+
+    /// `*( ";" token [ "=" ( token / quoted-string ) ] )` exactly (RFC 9112 §7.1.1, without the
+    /// optional whitespace): an unterminated quote or a stray byte is refused, so no other
+    /// parser can read the line differently.
+    static func validateChunkExtensions(_ bytes: UnsafeRawBufferPointer) throws(RequestRejection) {
+        var index = 0
+        func fail(_ detail: String) -> RequestRejection { RequestRejection(.badChunk, detail) }
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: ";") else { throw fail("unexpected byte after the chunk size") }
+            index += 1
+            let nameStart = index
+            while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+            guard index > nameStart else { throw fail("a chunk extension without a name") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "=") else { continue }
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                var closed = false
+                while index < bytes.count {
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: "\"") {
+                        closed = true
+                        index += 1
+                        break
+                    } else if byte == UInt8(ascii: "\\") {
+                        guard index + 1 < bytes.count, isFieldValueByte(bytes[index + 1]) else {
+                            throw fail("bad quoted pair in a chunk extension")
+                        }
+                        index += 2
+                    } else if isFieldValueByte(byte) {
+                        index += 1
+                    } else {
+                        throw fail("control character in a chunk extension")
+                    }
+                }
+                guard closed else { throw fail("unterminated quoted string in a chunk extension") }
+            } else {
+                let valueStart = index
+                while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+                guard index > valueStart else { throw fail("a chunk extension with an empty value") }
+            }
+        }
     }
 
     /// The offset of the first LF at or after `from`.

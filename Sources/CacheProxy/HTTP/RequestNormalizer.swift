@@ -129,8 +129,10 @@ struct RequestNormalizer: Sendable {
         return (authority, rest)
     }
 
-    /// `host[:port]` where host is a registered name, an IPv4 address or a bracketed IPv6 address
-    /// (RFC 3986 §3.2.2); no user info, no path.
+    /// `host[:port]`: a DNS name or IPv4 address (letters, digits, `-`, `.`, `_`) or a bracketed
+    /// IPv6 address, and a port from 0 to 65535. Stricter than RFC 3986's reg-name on purpose:
+    /// no user info, no path, no sub-delims (`t.example,evil.example` is refused: a server that
+    /// reads the forwarded host as a list would pick the second).
     static func isValidHost(_ value: some StringProtocol) -> Bool {
         var bytes = Substring(value).utf8[...]
         guard let first = bytes.first else { return false }
@@ -144,21 +146,22 @@ struct RequestNormalizer: Sendable {
         } else {
             let hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
             let name = bytes[..<hostEnd]
-            guard !name.isEmpty, name.allSatisfy(isRegNameByte) else { return false }
+            guard !name.isEmpty, name.count <= 255, name.allSatisfy(isHostNameByte) else { return false }
             bytes = bytes[hostEnd...]
         }
         guard let colon = bytes.first else { return true }
         guard colon == UInt8(ascii: ":") else { return false }
         let port = bytes.dropFirst()
-        return port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+        return port.reduce(0) { $0 * 10 + Int($1 - 0x30) } <= 65535
     }
 
-    /// unreserved, sub-delims and `%` (RFC 3986 reg-name).
-    private static func isRegNameByte(_ byte: UInt8) -> Bool {
+    private static func isHostNameByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
             return true
-        default: return "-._~!$&'()*+,;=%".utf8.contains(byte)
+        default: return false
         }
     }
 

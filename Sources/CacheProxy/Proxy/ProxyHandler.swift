@@ -24,6 +24,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private var parserFailed = false
     private var reading = true
     private var parsing = false
+    private var upstreamFlushPending = false
     private var context: ChannelHandlerContext!
     private var pool: UpstreamPool!
     /// The upstream exchange in progress; events from any other are stale.
@@ -63,11 +64,19 @@ final class ProxyHandler: ChannelInboundHandler {
         parse()
     }
 
-    /// Feeds parsed parts to the machine while it wants them.
+    /// Feeds parsed parts to the machine while it wants them. Upstream writes made meanwhile are
+    /// flushed at the end, so a request refused later in the same read (a bad chunk after good
+    /// ones) has its upstream connection closed before any of it is sent.
     private func parse() {
         guard !parsing, !parserFailed else { return }
         parsing = true
-        defer { parsing = false }
+        defer {
+            parsing = false
+            if upstreamFlushPending {
+                upstreamFlushPending = false
+                upstream?.connection?.flush()
+            }
+        }
         while reading {
             // Parse even with no bytes left: an `end` may be pending after a head or a body.
             var buffer = inbound ?? Self.empty
@@ -164,7 +173,11 @@ final class ProxyHandler: ChannelInboundHandler {
         case .writeUpstream(let parts):
             guard let connection = upstream?.connection else { return }
             for part in parts { connection.write(part) }
-            connection.flush()
+            if parsing {
+                upstreamFlushPending = true
+            } else {
+                connection.flush()
+            }
         case .setUpstreamReading(let wanted):
             upstream?.connection?.setReading(wanted)
         case .releaseUpstream:

@@ -187,6 +187,8 @@ struct ProxyStateMachine {
     private var clientWritable = true
     private var reading = true
     private var shutdownRequested = false
+    /// The parser holds part of a head that has not completed.
+    private var partialHead = false
     private var clientTimer: (kind: ClientTimerKind, id: Int, activity: Bool)?
     private var upstreamTimer: (kind: UpstreamTimerKind, id: Int, activity: Bool)?
     private var timerIDs = 0
@@ -210,6 +212,8 @@ struct ProxyStateMachine {
 
     /// Bytes of a request head arrived but not all of it (the parser waits for more).
     mutating func partialHeadReceived() -> [Action] {
+        // Behind a request in progress it waits: the header timer starts once that is answered.
+        partialHead = true
         guard connection == .open, exchange == nil, queue.isEmpty else { return [] }
         var actions: [Action] = []
         if clientTimer?.kind != .header { armClientTimer(.header, after: settings.client.headerTimeout, &actions) }
@@ -272,6 +276,7 @@ struct ProxyStateMachine {
 
     mutating func requestHead(_ head: HTTPRequestParser.Head) -> [Action] {
         guard connection == .open else { return [] }
+        partialHead = false
         if exchange != nil || !queue.isEmpty || !clientWritable {
             enqueue(.head(head))
             var actions: [Action] = []
@@ -503,11 +508,11 @@ struct ProxyStateMachine {
         self.exchange!.upstream = .done
         switch exchange.responseSide {
         case .forwarding:
-            // Sent again only if the method is idempotent, nothing of a response arrived, the
-            // connection was a reused one (the upstream may have closed it as we wrote), and
-            // every byte sent so far is still held.
+            // Sent again only if the method is idempotent, the reused connection dropped (the
+            // upstream may have closed it as we wrote) without sending anything (a malformed
+            // response is an answer, not a drop), and every byte sent so far is still held.
             if case .connected(reused: true) = exchange.upstream, exchange.request.isIdempotent, exchange.retries < 3,
-                let replay = exchange.replay
+                let replay = exchange.replay, !(error is HTTPParserError)
             {
                 self.exchange!.retries += 1
                 self.exchange!.upstream = .acquiring(pending: replay, pendingBytes: exchange.replayBytes)
@@ -879,7 +884,11 @@ struct ProxyStateMachine {
             }
         }
         if exchange == nil, connection == .open {
-            armClientTimer(.keepAlive, after: settings.client.keepAliveTimeout, &actions)
+            if partialHead {
+                armClientTimer(.header, after: settings.client.headerTimeout, &actions)
+            } else {
+                armClientTimer(.keepAlive, after: settings.client.keepAliveTimeout, &actions)
+            }
         }
     }
 

@@ -37,7 +37,9 @@ import Testing
         #expect(a != key(.GET, "/search?a=1")?.digest)
         #expect(key(.GET, "/search?q=a+b")?.digest == key(.GET, "/search?q=a%20b")?.digest)
         #expect(key(.GET, "/search?q=a%2Bb")?.digest != key(.GET, "/search?q=a+b")?.digest)
-        #expect(key(.GET, "/search?a=1&a=2")?.digest == key(.GET, "/search?a=2&a=1")?.digest)
+        // A repeated name keeps its order: the API may read the first value or the last.
+        #expect(key(.GET, "/search?a=1&a=2")?.digest != key(.GET, "/search?a=2&a=1")?.digest)
+        #expect(key(.GET, "/search?a=1&b=0&a=2")?.digest == key(.GET, "/search?b=0&a=1&a=2")?.digest)
     }
 
     @Test func onlySelectedQueryParametersCount() {

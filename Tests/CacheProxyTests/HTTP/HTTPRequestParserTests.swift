@@ -109,6 +109,12 @@ private func parseBothWays(_ raw: String, limits: HTTPRequestParser.Limits = .in
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "bad-chunk"),
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a\u{0}b\r\n", "bad-chunk"),
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer: x\r\n\r\n", "bad-header-name"),
+        // Chunk extensions: exactly `;name[=token|"quoted"]` (ATS CVE-2026-24033, funky chunks).
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=\"val\r\nX\r\n0\r\n\r\n", "bad-chunk"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1; ext=v\r\nX\r\n0\r\n\r\n", "bad-chunk"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;=v\r\nX\r\n0\r\n\r\n", "bad-chunk"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\r\nX\r\n0\r\n\r\n", "bad-chunk"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b c\r\nX\r\n0\r\n\r\n", "bad-chunk"),
         // Header syntax.
         ("GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n continued\r\n\r\n", "obs-fold"),
         ("GET / HTTP/1.1\r\n\tX-A: 1\r\nHost: h\r\n\r\n", "obs-fold"),
@@ -134,6 +140,14 @@ private func parseBothWays(_ raw: String, limits: HTTPRequestParser.Limits = .in
     ])
     func refusesAmbiguity(raw: String, reason: String) {
         #expect(parseBothWays(raw).last == "error \(reason)")
+    }
+
+    @Test func wellFormedChunkExtensionsAreAccepted() {
+        #expect(
+            parseBothWays(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a;b=c;d=\"q \\\" ;x\"\r\nX\r\n0;last\r\n\r\n") == [
+                    "head POST / HTTP/1.1 chunked", "body 1", "end",
+                ])
     }
 
     @Test func identicalContentLengthsAreOne() {

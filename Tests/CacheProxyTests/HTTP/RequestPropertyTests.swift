@@ -88,10 +88,9 @@ import Testing
         var language: String?
 
         var normalized: [String] {
-            [
-                method, host.lowercased(), path, parameters.map { "\($0.name)=\($0.value)" }.sorted().joined(separator: "&"), body,
-                language ?? "<none>",
-            ]
+            // Sorted by name; a repeated name keeps the order of its values.
+            let query = ["a", "b"].flatMap { name in parameters.filter { $0.name == name }.map { "\(name)=\($0.value)" } }
+            return [method, host.lowercased(), path, query.joined(separator: "&"), body, language ?? "<none>"]
         }
     }
 
@@ -102,6 +101,9 @@ import Testing
 
     /// How a request is written, beyond what it means: none of this may change the key.
     struct Unkeyed: Sendable {
+        /// Which name's next parameter (or noise) is written next: different names interleave
+        /// freely, a repeated name keeps its order.
+        var picks: [Int]
         var order: [Int]
         var encodings: [Int]
         var noise: [String]
@@ -124,10 +126,10 @@ import Testing
     }
 
     static let unkeyedGenerator = zip(
-        Gen.int(in: 0...100).array(of: 3), Gen.int(in: 0...2).array(of: 6),
+        Gen.int(in: 0...2).array(of: 12), Gen.int(in: 0...100).array(of: 3), Gen.int(in: 0...2).array(of: 6),
         Gen.element(of: ["utm=1", "utm=2", "c=9", "", "&"]).map { $0! }.array(of: 0...2), Gen.bool
-    ).map { (parts: ([Int], [Int], [String], Bool)) -> Unkeyed in
-        Unkeyed(order: parts.0, encodings: parts.1, noise: parts.2, headerCase: parts.3)
+    ).map { (parts: ([Int], [Int], [Int], [String], Bool)) -> Unkeyed in
+        Unkeyed(picks: parts.0, order: parts.1, encodings: parts.2, noise: parts.3, headerCase: parts.4)
     }
 
     /// Writes `keyed` the way `unkeyed` says and computes its key through the proxy's parser,
@@ -140,13 +142,21 @@ import Testing
                 return style == 2 ? String(format: "%%%02X", scalar.value) : String(scalar)
             }.joined()
         }
-        var pieces = keyed.parameters.enumerated().map { index, parameter in
-            encode(parameter.name, unkeyed.encodings[index % 6]) + "=" + encode(parameter.value, unkeyed.encodings[(index + 3) % 6])
+        let written = keyed.parameters.enumerated().map { index, parameter in
+            (
+                parameter.name,
+                encode(parameter.name, unkeyed.encodings[index % 6]) + "=" + encode(parameter.value, unkeyed.encodings[(index + 3) % 6])
+            )
         }
-        pieces += unkeyed.noise
-        let shift = unkeyed.order[0] % max(1, pieces.count)
-        pieces = Array(pieces[shift...] + pieces[..<shift])
-        if unkeyed.order[1].isMultiple(of: 2) { pieces.reverse() }
+        var queues = [written.filter { $0.0 == "a" }.map(\.1), written.filter { $0.0 == "b" }.map(\.1), unkeyed.noise]
+        var pieces: [String] = []
+        var pick = 0
+        while queues.contains(where: { !$0.isEmpty }) {
+            var queue = unkeyed.picks[pick % unkeyed.picks.count]
+            pick += 1
+            while queues[queue].isEmpty { queue = (queue + 1) % 3 }
+            pieces.append(queues[queue].removeFirst())
+        }
         let target = keyed.path + (pieces.isEmpty ? "" : "?" + pieces.joined(separator: "&"))
         var headers: [(String, String)] = [("User-Agent", "agent-\(unkeyed.order[2])")]
         if let language = keyed.language { headers.append((unkeyed.headerCase ? "accept-language" : "Accept-Language", language)) }

@@ -338,6 +338,29 @@ import Testing
         #expect(describe(busy.lookupCompleted(request: 1, .fresh(Self.entry), now: 1_000_000)).last == "setClientReading false")
     }
 
+    @Test func aPartialHeadBehindARequestGetsTheHeaderTimerOnceThatIsAnswered() {
+        var m = Self.machine()
+        _ = m.requestHead(Self.get)
+        _ = m.requestEnd()
+        #expect(describe(m.partialHeadReceived()) == [])
+        let actions = m.lookupCompleted(request: 1, .fresh(Self.entry), now: 1_000_000)
+        guard case .setTimer(.client, let id, let delay) = actions.last else {
+            Issue.record("no timer: \(describe(actions))")
+            return
+        }
+        #expect(delay == .seconds(10))  // the header timeout, not the 75 s keep-alive
+        #expect(describe(m.timerFired(.client, id: id)).contains("writeHead 408 REJECTED"))
+    }
+
+    @Test func aMalformedResponseIsNotRetried() {
+        var m = Self.machine()
+        _ = m.requestHead(Self.head("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = m.upstreamAcquired(reused: true)
+        let actions = describe(m.upstreamFailed(HTTPParserError.unexpectedContentLength))
+        #expect(!actions.contains("acquireUpstream"))
+        #expect(actions.contains("writeHead 502 BYPASS no-route"))
+    }
+
     @Test func headerTimeoutIs408() {
         var m = ProxyStateMachine(settings: Self.settings(), clientAddress: nil)
         let start = m.connectionStarted()

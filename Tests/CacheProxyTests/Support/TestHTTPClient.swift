@@ -134,3 +134,68 @@ func rawExchange(
     }
     return String(decoding: received, as: UTF8.self)
 }
+
+/// A blocking loopback TCP connection for byte-exact exchanges: it sends bytes as given (any
+/// value, NUL included) and reads with a deadline, telling a close (or reset) by the server
+/// apart from silence.
+final class RawSocket {
+    private let fd: Int32
+    /// Everything received so far.
+    private(set) var received: [UInt8] = []
+    /// Whether the server closed (FIN or RST) the connection.
+    private(set) var closed = false
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(fd)
+            throw TestFailure("connect to \(port)")
+        }
+    }
+
+    /// Sends every byte; false if the connection is gone (no SIGPIPE).
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// Reads until `until(received)` holds, the server closes, or `timeout` seconds pass.
+    /// Returns whether `until` holds.
+    @discardableResult
+    func read(until: ([UInt8]) -> Bool = { _ in false }, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !until(received) {
+            guard !closed else { return false }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { return false }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(max(1, remaining * 1000)))
+            if ready == 0 { continue }
+            if ready < 0 { if errno == EINTR { continue } else { return false } }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                received += buffer[0..<n]
+            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                closed = true
+            }
+        }
+        return true
+    }
+
+    deinit { Glibc.close(fd) }
+}
