@@ -398,7 +398,8 @@ struct HTTPRequestParser {
         return (
             String(decoding: method, as: UTF8.self),
             // Latin-1, so every byte survives; bytes above 0x7F are percent-encoded later.
-            String(String.UnicodeScalarView(target.map { Unicode.Scalar($0) })),
+            target.allSatisfy { $0 < 0x80 }
+                ? String(decoding: target, as: UTF8.self) : String(String.UnicodeScalarView(target.map { Unicode.Scalar($0) })),
             HTTPVersion(major: major, minor: minor)
         )
     }

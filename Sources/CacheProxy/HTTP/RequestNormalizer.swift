@@ -30,6 +30,10 @@ struct RequestNormalizer: Sendable {
         "proxy-authorization", "proxy-authenticate", "http2-settings",
     ]
 
+    /// Never forwarded as the client sent them: hop-by-hop, framing (re-derived), `Expect`
+    /// (answered here), `Host` (set again) and `Forwarded` (the proxy's own).
+    static let removed: Set<String> = hopByHop.union(["content-length", "expect", "forwarded", "host"])
+
     /// - Parameter protectedHeaders: lower-cased names, added to ``alwaysProtected``.
     init(protectedHeaders: Set<String> = []) {
         self.protectedHeaders = Self.alwaysProtected.union(protectedHeaders)
@@ -90,19 +94,14 @@ struct RequestNormalizer: Sendable {
             }
         }
 
-        var removed = Self.hopByHop
-        removed.insert("content-length")
-        removed.insert("expect")
-        removed.insert("forwarded")
-        removed.insert("host")
-        for token in tokens where !protectedHeaders.contains(token) {
-            removed.insert(token)
-        }
+        let nominated = tokens.filter { !protectedHeaders.contains($0) && $0 != "close" && $0 != "keep-alive" }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count)
         for (name, value) in head.headers {
             let lower = name.lowercased()
-            if removed.contains(lower) || lower.hasPrefix("x-forwarded-") { continue }
+            if Self.removed.contains(lower) || lower.hasPrefix("x-forwarded-") || (!nominated.isEmpty && nominated.contains(lower)) {
+                continue
+            }
             headers.add(name: name, value: value)
         }
         return ProxyRequest(

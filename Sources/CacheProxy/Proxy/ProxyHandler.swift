@@ -29,8 +29,8 @@ final class ProxyHandler: ChannelInboundHandler {
     private var pool: UpstreamPool!
     /// The upstream exchange in progress; events from any other are stale.
     private var upstream: UpstreamExchange?
-    private var clientTimer: Scheduled<Void>?
-    private var upstreamTimer: Scheduled<Void>?
+    private var clientTimer = LazyTimer()
+    private var upstreamTimer = LazyTimer()
     private var pending = CircularBuffer<ProxyStateMachine.Action>(initialCapacity: 8)
     private var performing = false
     private static let empty = ByteBuffer()
@@ -104,10 +104,15 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Performing actions
 
     private func perform(_ actions: [ProxyStateMachine.Action]) {
-        pending.append(contentsOf: actions)
-        guard !performing else { return }
+        guard !performing else {
+            pending.append(contentsOf: actions)
+            return
+        }
         performing = true
         defer { performing = false }
+        for action in actions {
+            perform(action)
+        }
         while let action = pending.popFirst() {
             perform(action)
         }
@@ -137,23 +142,16 @@ final class ProxyHandler: ChannelInboundHandler {
         case .closeClient:
             context.close(promise: nil)
         case .setTimer(let slot, let id, let delay):
-            let scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-                self.perform(self.machine.timerFired(slot, id: id))
-            }
+            let deadline = NIODeadline.now() + delay
             switch slot {
-            case .client:
-                clientTimer?.cancel()
-                clientTimer = scheduled
-            case .upstream:
-                upstreamTimer?.cancel()
-                upstreamTimer = scheduled
+            case .client: clientTimer.set(id: id, deadline: deadline)
+            case .upstream: upstreamTimer.set(id: id, deadline: deadline)
             }
+            schedule(slot)
         case .cancelTimer(.client):
-            clientTimer?.cancel()
-            clientTimer = nil
+            clientTimer.deadline = nil
         case .cancelTimer(.upstream):
-            upstreamTimer?.cancel()
-            upstreamTimer = nil
+            upstreamTimer.deadline = nil
         case .lookup(let key, let id):
             let storage = shared.storage
             storage.lookup(key, on: context.eventLoop).assumeIsolated().whenSuccess { result in
@@ -201,6 +199,42 @@ final class ProxyHandler: ChannelInboundHandler {
             shared.logger.debug("request", metadata: metadata)
         case .warn(let warning):
             warn(warning)
+        }
+    }
+
+    /// Makes sure a task is scheduled no later than the slot's deadline. Setting and cancelling
+    /// a timer (twice per request) only changes the deadline; the scheduled task, when it runs,
+    /// re-schedules itself for a later deadline or does nothing if there is none.
+    private func schedule(_ slot: ProxyStateMachine.TimerSlot) {
+        let timer = slot == .client ? clientTimer : upstreamTimer
+        guard let deadline = timer.deadline else { return }
+        if let scheduledFor = timer.scheduledFor, scheduledFor <= deadline { return }
+        timer.scheduled?.cancel()
+        let scheduled = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.timerTaskRan(slot) }
+        switch slot {
+        case .client:
+            clientTimer.scheduled = scheduled
+            clientTimer.scheduledFor = deadline
+        case .upstream:
+            upstreamTimer.scheduled = scheduled
+            upstreamTimer.scheduledFor = deadline
+        }
+    }
+
+    private func timerTaskRan(_ slot: ProxyStateMachine.TimerSlot) {
+        var timer = slot == .client ? clientTimer : upstreamTimer
+        timer.scheduled = nil
+        timer.scheduledFor = nil
+        let fired = timer.deadline.map { $0 <= NIODeadline.now() } ?? false
+        if fired { timer.deadline = nil }
+        switch slot {
+        case .client: clientTimer = timer
+        case .upstream: upstreamTimer = timer
+        }
+        if fired {
+            perform(machine.timerFired(slot, id: timer.id))
+        } else {
+            schedule(slot)
         }
     }
 
@@ -279,8 +313,8 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         perform(machine.clientClosed())
-        clientTimer?.cancel()
-        upstreamTimer?.cancel()
+        clientTimer.scheduled?.cancel()
+        upstreamTimer.scheduled?.cancel()
         context.fireChannelInactive()
     }
 
@@ -300,6 +334,20 @@ final class ProxyHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension ProxyHandler: Sendable {}
+
+/// One timer slot of a connection: the deadline the state machine asked for (nil: none) and
+/// the task scheduled on the event loop, which may be earlier (it re-schedules) or stale.
+private struct LazyTimer {
+    var id = 0
+    var deadline: NIODeadline?
+    var scheduled: Scheduled<Void>?
+    var scheduledFor: NIODeadline?
+
+    mutating func set(id: Int, deadline: NIODeadline) {
+        self.id = id
+        self.deadline = deadline
+    }
+}
 
 /// One attempt to forward a request: the upstream connection's delegate while it lasts. Its
 /// events reach the handler only while it is the handler's current exchange.
