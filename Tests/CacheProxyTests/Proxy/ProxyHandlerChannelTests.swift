@@ -48,9 +48,8 @@ private final class AlwaysHitStorage: CacheStorage {
 
     private func output(_ channel: EmbeddedChannel) throws -> String {
         var text = ""
-        while var part = try channel.readOutbound(as: IOData.self) {
-            if case .byteBuffer(var buffer) = part { text += buffer.readString(length: buffer.readableBytes) ?? "" }
-            part = .byteBuffer(ByteBuffer())
+        while let part = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = part { text += String(buffer: buffer) }
         }
         return text
     }
