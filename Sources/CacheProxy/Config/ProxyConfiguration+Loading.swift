@@ -262,7 +262,7 @@ private struct ConfigReader {
         var names: Set<String> = []
         for (item, itemKey) in try list(node, key) {
             let name = try string(item, itemKey)
-            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+            guard !name.isEmpty, name.utf8.allSatisfy(HTTPRequestParser.isTokenByte) else {
                 throw fail(item, itemKey, "\"\(name)\" is not a header name")
             }
             names.insert(name.lowercased())
@@ -324,7 +324,7 @@ private struct ConfigReader {
         if let varyNode = fields["vary"] {
             for (item, itemKey) in try list(varyNode, "\(key).vary") {
                 let name = try string(item, itemKey)
-                guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+                guard !name.isEmpty, name.utf8.allSatisfy(HTTPRequestParser.isTokenByte) else {
                     throw fail(item, itemKey, "\"\(name)\" is not a header name")
                 }
                 vary.append(name.lowercased())
@@ -343,14 +343,6 @@ private struct ConfigReader {
             },
             bypassHeaders: try fields["bypass_headers"].map { node throws(ConfigError) in try headerNames(node, "\(key).bypass_headers") },
             defaults: defaults)
-    }
-
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
-        }
     }
 
     /// The allowed key closest to a misspelt one, if any is close.

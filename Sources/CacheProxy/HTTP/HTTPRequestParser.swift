@@ -98,12 +98,6 @@ struct HTTPRequestParser {
         return false
     }
 
-    /// Whether the parser is between messages (the last one ended, the next head not begun).
-    var isAtMessageBoundary: Bool {
-        if case .head(let scan) = state { return scan.lines.isEmpty && scan.lineStart == 0 }
-        return false
-    }
-
     /// Parses the next event from `buffer`, consuming the bytes it covers. After an error every
     /// call throws the same error.
     mutating func next(_ buffer: inout ByteBuffer) throws(RequestRejection) -> Event {

@@ -159,12 +159,9 @@ final class ProxyHandler: ChannelInboundHandler {
             }
         case .store(let entry, let key, let id):
             shared.storage.store(entry, under: key, on: context.eventLoop).assumeIsolated().whenComplete { result in
-                if case .failure(let error) = result {
-                    self.shared.warnings.warning(
-                        "redis-store", "storing a response in Redis failed",
-                        metadata: ["error": "\(error)", "redis": "\(self.shared.configuration.redis.url)"])
-                }
-                self.perform(self.machine.storeCompleted(request: id, success: (try? result.get()) != nil))
+                var error: (any Error)?
+                if case .failure(let failure) = result { error = failure }
+                self.perform(self.machine.storeCompleted(request: id, error: error))
             }
         case .acquireUpstream:
             acquireUpstream()
@@ -268,8 +265,9 @@ final class ProxyHandler: ChannelInboundHandler {
                 metadata: ["error": "\(error)", "redis": "\(redis)"])
         case .corruptEntry(let detail):
             shared.warnings.warning("redis-corrupt", "a stored entry does not decode; treated as a miss", metadata: ["detail": "\(detail)"])
-        case .redisStoreFailed:
-            break  // logged with the error where the store failed
+        case .redisStoreFailed(let error):
+            shared.warnings.warning(
+                "redis-store", "storing a response in Redis failed", metadata: ["error": "\(error)", "redis": "\(redis)"])
         case .upstreamError(let status, let detail):
             shared.warnings.warning(
                 "upstream-\(status)", "upstream error; answering \(status)",

@@ -48,11 +48,6 @@ enum ProxyResponses {
         return (HTTPResponseHead(version: request.version, status: upstream.status, headers: headers), keepAlive)
     }
 
-    /// Whether a forwarded response is sent chunked (the head built by ``forwarded``).
-    static func isChunked(_ head: HTTPResponseHead) -> Bool {
-        head.headers["transfer-encoding"].first == "chunked"
-    }
-
     /// The headers stored with an entry: hop-by-hop, per-response and framing headers removed.
     static func storedHeaders(_ upstream: HTTPResponseHead) -> [(name: String, value: String)] {
         var headers = upstream.headers

@@ -81,7 +81,7 @@ struct ProxyStateMachine {
     enum ProxyWarning {
         case redisLookupFailed(any Error)
         case corruptEntry(String)
-        case redisStoreFailed
+        case redisStoreFailed(any Error)
         case upstreamError(status: Int, detail: String)
         case requestRejected(RequestRejection)
     }
@@ -129,7 +129,7 @@ struct ProxyStateMachine {
         /// Waiting for Redis to take the entry before answering.
         case storing(HTTPResponseHead, ByteBuffer)
         /// The head went to the client; the body follows as it arrives.
-        case streaming(chunked: Bool)
+        case streaming
         /// The whole response was written.
         case sent
     }
@@ -373,12 +373,14 @@ struct ProxyStateMachine {
         return actions
     }
 
-    mutating func storeCompleted(request id: Int, success: Bool) -> [Action] {
+    /// - Parameter error: why Redis did not take the entry; nil when it did.
+    mutating func storeCompleted(request id: Int, error: (any Error)?) -> [Action] {
+        let success = error == nil
         guard connection != .closed, let exchange, exchange.id == id, case .storing(let head, let body) = exchange.responseSide else {
             return []
         }
         var actions: [Action] = []
-        if !success { actions.append(.warn(.redisStoreFailed)) }
+        if let error { actions.append(.warn(.redisStoreFailed(error))) }
         self.exchange!.outcome = exchange.outcome.with(success ? .stored : .notStored(.storeFailed))
         let (responseHead, keepAlive) = ProxyResponses.forwarded(
             head, request: exchange.request, outcome: self.exchange!.outcome, keepAlive: exchange.keepAlive,
@@ -735,7 +737,7 @@ struct ProxyStateMachine {
         let (head, keepAlive) = ProxyResponses.forwarded(
             upstream, request: exchange.request, outcome: exchange.outcome, keepAlive: exchange.keepAlive, contentLength: nil)
         self.exchange!.keepAlive = keepAlive
-        self.exchange!.responseSide = .streaming(chunked: ProxyResponses.isChunked(head))
+        self.exchange!.responseSide = .streaming
         actions.append(.writeHead(head))
     }
 

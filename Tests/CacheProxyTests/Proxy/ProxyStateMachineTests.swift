@@ -57,8 +57,22 @@ import Testing
         #expect(describe(m.upstreamBody(ByteBuffer(string: "fresh"))) == [])
         #expect(describe(m.upstreamEnd(now: 5)) == ["cancelTimer upstream", "releaseUpstream", "store 1"])
         #expect(
-            describe(m.storeCompleted(request: 1, success: true)) == [
+            describe(m.storeCompleted(request: 1, error: nil)) == [
                 "writeHead 200 MISS stored", "writeBody 5", "log GET /c 200 MISS", "writeEnd keep-alive", "setTimer client",
+            ])
+    }
+
+    @Test func aStoreRedisRefusesIsWarnedAndTheMissStillAnswered() {
+        var m = Self.machine()
+        _ = m.requestHead(Self.get)
+        _ = m.requestEnd()
+        _ = m.lookupCompleted(request: 1, .miss, now: 0)
+        _ = m.upstreamAcquired(reused: false)
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+        _ = m.upstreamEnd(now: 5)
+        #expect(
+            describe(m.storeCompleted(request: 1, error: RedisClientError.clientShutdown)) == [
+                "warn redis-store", "writeHead 200 MISS store-failed", "log GET /c 200 MISS", "writeEnd keep-alive", "setTimer client",
             ])
     }
 
@@ -359,6 +373,83 @@ import Testing
         let actions = describe(m.upstreamFailed(HTTPParserError.unexpectedContentLength))
         #expect(!actions.contains("acquireUpstream"))
         #expect(actions.contains("writeHead 502 BYPASS no-route"))
+    }
+
+    /// The id of the last `setTimer` for `slot` in `actions`.
+    private func timerID(_ slot: ProxyStateMachine.TimerSlot, _ actions: [ProxyStateMachine.Action]) -> Int? {
+        actions.reversed().lazy.compactMap { action -> Int? in
+            if case .setTimer(slot, let id, _) = action { return id }
+            return nil
+        }.first
+    }
+
+    @Test func upstreamReadTimeoutIs504WhileBufferingAndACloseWhileStreaming() {
+        var buffering = Self.machine()
+        _ = buffering.requestHead(Self.get)
+        _ = buffering.requestEnd()
+        _ = buffering.lookupCompleted(request: 1, .miss, now: 0)
+        _ = buffering.upstreamAcquired(reused: false)
+        let read = timerID(.upstream, buffering.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok)))!
+        // Data arrived since the timer was set: it is re-armed, not fired.
+        _ = buffering.upstreamBody(ByteBuffer(string: "a"))
+        let rearmed = buffering.timerFired(.upstream, id: read)
+        #expect(describe(rearmed) == ["setTimer upstream"])
+        let actions = describe(buffering.timerFired(.upstream, id: timerID(.upstream, rearmed)!))
+        #expect(actions.first == "closeUpstream")
+        #expect(actions.contains("writeHead 504 MISS upstream-failed"))
+
+        var streaming = Self.machine()
+        _ = streaming.requestHead(Self.head("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = streaming.upstreamAcquired(reused: false)
+        let id = timerID(.upstream, streaming.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok)))!
+        #expect(describe(streaming.timerFired(.upstream, id: id)) == ["closeUpstream", "closeClient", "setClientReading false"])
+    }
+
+    @Test func aStalledRequestBodyIs408AndAnActiveOneIsNot() {
+        var m = Self.machine()
+        let start = m.requestHead(Self.head("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"))
+        let body = timerID(.client, start)!
+        _ = m.requestBody(ByteBuffer(string: "abc"))
+        let rearmed = m.timerFired(.client, id: body)
+        #expect(describe(rearmed) == ["setTimer client"])
+        let actions = describe(m.timerFired(.client, id: timerID(.client, rearmed)!))
+        #expect(actions.first == "closeUpstream")
+        #expect(actions.contains("writeHead 408 REJECTED"))
+        #expect(actions.contains("writeEnd close"))
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosed() {
+        var m = Self.machine()
+        _ = m.requestHead(Self.get)
+        _ = m.requestEnd()
+        let keepAlive = timerID(.client, m.lookupCompleted(request: 1, .fresh(Self.entry), now: 1_000_000))!
+        #expect(describe(m.timerFired(.client, id: keepAlive)) == ["closeClient", "setClientReading false"])
+    }
+
+    @Test func aResponseThatOutgrowsTheLimitWhileBufferedStreamsUnstored() {
+        var m = Self.machine(Self.settings(routes: "  - path: /c\n    max_body_bytes: 4"))
+        _ = m.requestHead(Self.get)
+        _ = m.requestEnd()
+        _ = m.lookupCompleted(request: 1, .miss, now: 0)
+        _ = m.upstreamAcquired(reused: false)
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))  // no length: buffered
+        #expect(describe(m.upstreamBody(ByteBuffer(string: "abc"))) == [])
+        #expect(describe(m.upstreamBody(ByteBuffer(string: "de"))) == ["writeHead 200 MISS too-large", "writeBody 5"])
+        #expect(describe(m.upstreamBody(ByteBuffer(string: "f"))) == ["writeBody 1"])
+    }
+
+    @Test func backpressureRunsBothWays() {
+        var m = Self.machine()
+        _ = m.requestHead(Self.head("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"))
+        _ = m.upstreamAcquired(reused: false)
+        // The upstream cannot take more of the body: stop reading the client.
+        #expect(describe(m.upstreamWritabilityChanged(false)) == ["setClientReading false"])
+        #expect(describe(m.upstreamWritabilityChanged(true)) == ["setClientReading true"])
+        // The client cannot take more of the response: stop reading the upstream.
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+        #expect(describe(m.clientWritabilityChanged(false)) == ["setUpstreamReading false", "setTimer client", "setClientReading false"])
+        #expect(describe(m.upstreamReadComplete()) == ["flush", "setUpstreamReading false"])
+        #expect(describe(m.clientWritabilityChanged(true)).prefix(2) == ["setUpstreamReading true", "setTimer client"])
     }
 
     @Test func headerTimeoutIs408() {

@@ -59,27 +59,6 @@ final class ProxyProcess: @unchecked Sendable {
     }
 }
 
-/// Connects a blocking TCP socket to a loopback port; the caller closes it.
-func connectSocket(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket") }
-    if var size = receiveBuffer {
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        close(fd)
-        throw TestFailure("connect")
-    }
-    return fd
-}
-
 /// Memory and connection limits, measured against the real binary or the real server.
 @Suite(.serialized) struct ResourceBoundsTests {
     @Test func aClientPipeliningHitsWithoutReadingKeepsMemoryBounded() async throws {

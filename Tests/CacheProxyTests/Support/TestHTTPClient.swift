@@ -96,22 +96,34 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 }
 
-/// Sends raw bytes over TCP and reads until the server closes or `until` is satisfied.
-/// With `thenSend`, sends it once `until` is first satisfied, then reads until the server closes.
-func rawExchange(
-    port: Int, send: String, until: @escaping @Sendable (String) -> Bool, timeout: TimeInterval = 10, thenSend: String? = nil
-) throws -> String {
+/// Connects a blocking TCP socket to a loopback port; the caller closes it.
+func connectSocket(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket") }
-    defer { close(fd) }
+    if var size = receiveBuffer {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { throw TestFailure("connect") }
+    guard connected == 0 else {
+        close(fd)
+        throw TestFailure("connect")
+    }
+    return fd
+}
+
+/// Sends raw bytes over TCP and reads until the server closes or `until` is satisfied.
+/// With `thenSend`, sends it once `until` is first satisfied, then reads until the server closes.
+func rawExchange(
+    port: Int, send: String, until: @escaping @Sendable (String) -> Bool, timeout: TimeInterval = 10, thenSend: String? = nil
+) throws -> String {
+    let fd = try connectSocket(port: port)
+    defer { close(fd) }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     func write(_ text: String) {
@@ -146,19 +158,7 @@ final class RawSocket {
     private(set) var closed = false
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            Glibc.close(fd)
-            throw TestFailure("connect to \(port)")
-        }
+        fd = try connectSocket(port: port)
     }
 
     /// Sends every byte; false if the connection is gone (no SIGPIPE).
