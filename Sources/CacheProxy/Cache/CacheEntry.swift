@@ -16,13 +16,15 @@ public struct CacheEntry: Sendable, Hashable {
     public var ttl: Int64
     /// How long past `ttl` it may still be served stale, in milliseconds. 0 for now.
     public var grace: Int64
-    /// Tags for purging. Empty for now.
+    /// Tags for purging: the route's name, the route's tags and the origin's.
     public var tags: [String]
+    /// Marked stale by a soft purge (flag bit 0 of the stored format): served as past its TTL.
+    public var invalidated: Bool
 
     /// Creates an entry.
     public init(
         status: Int, headers: [(name: String, value: String)], body: ByteBuffer, storedAt: Int64, ttl: Int64,
-        grace: Int64 = 0, tags: [String] = []
+        grace: Int64 = 0, tags: [String] = [], invalidated: Bool = false
     ) {
         self.status = status
         self.headers = headers
@@ -31,6 +33,7 @@ public struct CacheEntry: Sendable, Hashable {
         self.ttl = ttl
         self.grace = grace
         self.tags = tags
+        self.invalidated = invalidated
     }
 
     /// Age in whole seconds at `now` (milliseconds since the epoch), never negative.
@@ -43,14 +46,15 @@ public struct CacheEntry: Sendable, Hashable {
         Int(max(0, storedAt + ttl - now) / 1000)
     }
 
-    /// Whether it is still fresh at `now`.
+    /// Whether it is still fresh at `now` (never, once a soft purge marked it).
     public func isFresh(now: Int64) -> Bool {
-        now < storedAt + ttl
+        !invalidated && now < storedAt + ttl
     }
 
     public static func == (lhs: CacheEntry, rhs: CacheEntry) -> Bool {
         lhs.status == rhs.status && lhs.headers.elementsEqual(rhs.headers, by: { $0 == $1 }) && lhs.body == rhs.body
             && lhs.storedAt == rhs.storedAt && lhs.ttl == rhs.ttl && lhs.grace == rhs.grace && lhs.tags == rhs.tags
+            && lhs.invalidated == rhs.invalidated
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -63,7 +67,7 @@ public struct CacheEntry: Sendable, Hashable {
 /// The binary format of a stored entry. Version 1, all integers big-endian:
 ///
 /// ```
-/// u8  version (1)      u8  flags (0)
+/// u8  version (1)      u8  flags (bit 0: invalidated by a soft purge, set in place by SETRANGE)
 /// i64 storedAt ms      i64 ttl ms       i64 grace ms
 /// u16 status
 /// u16 header count,    then per header: u16 name length, name, u32 value length, value
@@ -91,7 +95,7 @@ public enum CacheEntryCodec {
         for header in entry.headers { headerBytes += 6 + header.name.utf8.count + header.value.utf8.count }
         var buffer = allocator.buffer(capacity: 40 + headerBytes + entry.body.readableBytes)
         buffer.writeInteger(version)
-        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt8(entry.invalidated ? 1 : 0))
         buffer.writeInteger(entry.storedAt)
         buffer.writeInteger(entry.ttl)
         buffer.writeInteger(entry.grace)
@@ -116,7 +120,7 @@ public enum CacheEntryCodec {
         var buffer = value
         guard let version = buffer.readInteger(as: UInt8.self) else { return .corrupt }
         guard version == Self.version else { return .unknownVersion(version) }
-        guard let _ = buffer.readInteger(as: UInt8.self),
+        guard let flags = buffer.readInteger(as: UInt8.self),
             let storedAt = buffer.readInteger(as: Int64.self),
             let ttl = buffer.readInteger(as: Int64.self),
             let grace = buffer.readInteger(as: Int64.self),
@@ -148,7 +152,8 @@ public enum CacheEntryCodec {
         else { return .corrupt }
         return .entry(
             CacheEntry(
-                status: Int(status), headers: headers, body: body, storedAt: storedAt, ttl: ttl, grace: grace, tags: tags))
+                status: Int(status), headers: headers, body: body, storedAt: storedAt, ttl: ttl, grace: grace, tags: tags,
+                invalidated: flags & 1 != 0))
     }
 
     private static func writeString<Length: FixedWidthInteger>(_ string: String, lengthAs: Length.Type, into buffer: inout ByteBuffer) {

@@ -11,8 +11,9 @@ import NIOCore
 /// - the values of the route's **vary** headers (absent and empty are different).
 ///
 /// Everything is length-prefixed before hashing, so no choice of values can make two different
-/// requests collide by concatenation. The Redis key is `prefix + "v1:" + hex(SHA-256)`; the
-/// version tag changes whenever this layout or the stored entry format does.
+/// requests collide by concatenation. The Redis key is `prefix + "v2:" + hex(SHA-256)`; the
+/// version tag changes whenever this layout, the stored entry format or the index kept next
+/// to entries does (v2: the tag index of ``CacheIndexScripts``, and sorted query names).
 public struct CacheKey: Sendable, Hashable {
     /// The method the entry is stored under (`GET` for a HEAD request).
     public let method: String
@@ -36,7 +37,7 @@ public struct CacheKey: Sendable, Hashable {
     }
 
     /// The version tag in every Redis key; bump with any change to the key layout or entry format.
-    public static let versionTag = "v1:"
+    public static let versionTag = "v2:"
 
     /// Creates a key from its parts.
     public init(method: String, host: String, path: String, query: [QueryString.Parameter], bodyDigest: String?, vary: [VaryValue]) {

@@ -1,3 +1,4 @@
+import Crypto
 import NIOCore
 import NIOHTTP1
 
@@ -6,10 +7,34 @@ import NIOHTTP1
 public struct CachePolicy: Sendable {
     /// The routes, first match wins.
     public let routes: [Route]
+    /// The invalidation rules, first match wins.
+    public let invalidate: [InvalidationRule]
 
-    /// Creates a policy over `routes`.
-    public init(routes: [Route]) {
+    /// Creates a policy over `routes` and `invalidate` rules.
+    public init(routes: [Route], invalidate: [InvalidationRule] = []) {
         self.routes = routes
+        self.invalidate = invalidate
+    }
+
+    /// The invalidation rule of a request that is not looked up, if one matches.
+    func invalidationRule(for request: ProxyRequest) -> InvalidationRule? {
+        invalidate.first { $0.methods.contains(request.method) && $0.path.matches(request.path) }
+    }
+
+    /// What a purge of `url` (origin-form, or absolute `http://host/path?query`) removes: the
+    /// entries of its path and query, normalized as the route that caches it keys them. Every
+    /// method, body and header variant goes, on every host.
+    public func purgeSelector(url: String) -> PurgeSelector {
+        var target = Substring(url)
+        if let scheme = target.range(of: "://") {
+            let rest = target[scheme.upperBound...]
+            target = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        if let hash = target.firstIndex(of: "#") { target = target[..<hash] }
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? target
+        let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] } ?? ""
+        let selection = routes.first { $0.path.matches(path) }?.query ?? .all
+        return .url(CacheIndexName.url(path: path, query: QueryString.normalized(query, keeping: selection)))
     }
 
     /// What to do with a request, decided from its head alone.
@@ -39,20 +64,58 @@ public struct CachePolicy: Sendable {
         return .lookup(route: route, lookupMethod: request.isHead ? "GET" : request.method)
     }
 
+    /// A request's key, or why it has none.
+    enum KeyDecision {
+        /// The key; `json` is the parsed body on a `body_key: json` route.
+        case key(CacheKey, json: JSONValue?)
+        case bypass(BypassReason)
+    }
+
     /// The key of a request that ``decide(_:)`` sent to lookup, once its body is known. Made from
     /// the same ``ProxyRequest`` as the upstream request.
-    func key(for request: ProxyRequest, route: Route, lookupMethod: String, body: ByteBuffer) -> CacheKey {
+    func key(for request: ProxyRequest, route: Route, lookupMethod: String, body: ByteBuffer) -> KeyDecision {
         let vary = route.vary.map { name in
             let values = request.headers[name]
             return CacheKey.VaryValue(name: name, value: values.isEmpty ? nil : values.joined(separator: ", "))
         }
-        return CacheKey(
+        var bodyDigest: String?
+        var json: JSONValue?
+        switch route.bodyKey {
+        case .raw:
+            bodyDigest = CacheKey.digest(ofBody: body)
+        case .json(let selection):
+            if body.readableBytes > 0 {
+                guard let value = try? JSONValue.parse(body), let selected = Self.select(selection, from: value) else {
+                    return .bypass(.bodyNotJSON)
+                }
+                json = value
+                // "jcs:" keeps a canonical digest apart from any raw one.
+                bodyDigest = "jcs:" + SHA256.hash(data: CanonicalJSON.serialize(selected)).hexString
+            }
+        }
+        let key = CacheKey(
             method: lookupMethod,
             host: request.host ?? "",
             path: String(request.path),
             query: QueryString.normalized(request.query, keeping: route.query),
-            bodyDigest: CacheKey.digest(ofBody: body),
+            bodyDigest: bodyDigest,
             vary: vary)
+        return .key(key, json: json)
+    }
+
+    /// The part of a JSON body that enters the key; nil when a field selection meets a body
+    /// that is not an object.
+    static func select(_ selection: JSONFieldSelection, from value: JSONValue) -> JSONValue? {
+        switch selection {
+        case .all:
+            return value
+        case .only(let names):
+            guard case .object(let members) = value else { return nil }
+            return .object(members.filter { names.contains($0.key) })
+        case .ignoring(let names):
+            guard case .object(let members) = value else { return nil }
+            return .object(members.filter { !names.contains($0.key) })
+        }
     }
 
     /// Whether a response may be stored, judged from its head (the body size is checked as it

@@ -15,6 +15,9 @@ public enum BypassReason: String, Sendable, Hashable {
     case requestTooLarge = "request-too-large"
     /// Redis did not answer (down, timed out, or an error reply).
     case redisUnavailable = "redis-unavailable"
+    /// The route keys on the JSON body (`body_key: json`) and the body is not JSON (or, with a
+    /// field selection, not a JSON object).
+    case bodyNotJSON = "body-not-json"
 }
 
 /// Why a forwarded response was not stored.
@@ -40,6 +43,14 @@ public enum NotStoredReason: String, Sendable, Hashable {
     case storeFailed = "store-failed"
     /// The upstream failed (no answer, an early close, a timeout): nothing to store.
     case upstreamFailed = "upstream-failed"
+    /// One of its tags (or its URL, or a path prefix) was purged after the lookup: the response
+    /// may predate the write that caused the purge.
+    case purged = "purged"
+    /// The fetch took longer than purge records are kept (15 minutes), so a purge during it
+    /// could go unseen.
+    case slowFetch = "slow-fetch"
+    /// More than 2,000 tags.
+    case tooManyTags = "too-many-tags"
 }
 
 /// What happened to a forwarded response that could have been stored.
@@ -62,8 +73,11 @@ public enum CacheOutcome: Sendable, Hashable {
     case expired(StoreResult)
     /// Not looked up: forwarded as is. `X-Cache: BYPASS`.
     case bypass(BypassReason)
-    /// Refused by the proxy, never forwarded (400, 408, 414, 417, 431, 501, 505). `X-Cache: REJECTED`.
+    /// Refused by the proxy, never forwarded (400, 401, 408, 414, 417, 431, 501, 505). `X-Cache: REJECTED`.
     case rejected(RequestRejection.Reason)
+    /// A `PURGE` request answered by the proxy: how many entries it removed, nil when the
+    /// storage failed. `X-Cache: PURGE`.
+    case purge(removed: Int?)
 
     /// The `X-Cache` header value: `HIT`, `MISS` (also for an expired entry), `BYPASS` or `REJECTED`.
     public var xCache: String {
@@ -72,10 +86,11 @@ public enum CacheOutcome: Sendable, Hashable {
         case .miss, .expired: return "MISS"
         case .bypass: return "BYPASS"
         case .rejected: return "REJECTED"
+        case .purge: return "PURGE"
         }
     }
 
-    /// The outcome's name in the log: `HIT`, `MISS`, `EXPIRED`, `BYPASS` or `REJECTED`.
+    /// The outcome's name in the log: `HIT`, `MISS`, `EXPIRED`, `BYPASS`, `REJECTED` or `PURGE`.
     public var name: String {
         if case .expired = self { return "EXPIRED" }
         return xCache
@@ -94,6 +109,8 @@ public enum CacheOutcome: Sendable, Hashable {
             return "cache-proxy; fwd=bypass; detail=\(reason.rawValue)"
         case .rejected(let reason):
             return "cache-proxy; detail=\(reason.rawValue)"
+        case .purge(let removed):
+            return removed == nil ? "cache-proxy; detail=purge-failed" : "cache-proxy; detail=purged"
         }
     }
 
@@ -101,7 +118,7 @@ public enum CacheOutcome: Sendable, Hashable {
     var storeResult: StoreResult? {
         switch self {
         case .miss(let result), .expired(let result): return result
-        case .hit, .bypass, .rejected: return nil
+        case .hit, .bypass, .rejected, .purge: return nil
         }
     }
 
@@ -110,7 +127,7 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .miss: return .miss(result)
         case .expired: return .expired(result)
-        case .hit, .bypass, .rejected: return self
+        case .hit, .bypass, .rejected, .purge: return self
         }
     }
 

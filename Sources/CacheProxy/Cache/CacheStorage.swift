@@ -14,9 +14,87 @@ public enum CacheLookup: Sendable {
     /// An entry that cannot be decoded; `detail` says what is wrong.
     case corrupt(detail: String)
 
-    /// Classifies a decoded entry at `now` (milliseconds since the epoch).
+    /// Classifies a decoded entry at `now` (milliseconds since the epoch). A soft-purged entry
+    /// is stale.
     public static func classify(_ entry: CacheEntry, now: Int64) -> CacheLookup {
-        entry.isFresh(now: now) ? .fresh(entry) : .stale(entry, pastTTL: now - entry.storedAt - entry.ttl)
+        entry.isFresh(now: now) ? .fresh(entry) : .stale(entry, pastTTL: max(0, now - entry.storedAt - entry.ttl))
+    }
+}
+
+/// A lookup's result with the purge generation read at the same time: a store made from a
+/// fetch that starts after the lookup passes it, and is refused if a purge came in between.
+public struct CacheRead: Sendable {
+    public var lookup: CacheLookup
+    /// 0 when the storage keeps no generations (or the lookup failed).
+    public var generation: Int64
+
+    public init(_ lookup: CacheLookup, generation: Int64 = 0) {
+        self.lookup = lookup
+        self.generation = generation
+    }
+}
+
+/// An entry to store, with what the index needs.
+public struct StoreRequest: Sendable {
+    /// The entry; its ``CacheEntry/tags`` are indexed.
+    public var entry: CacheEntry
+    public var key: CacheKey
+    /// From the ``CacheRead`` that preceded the fetch.
+    public var generation: Int64
+    /// The URL index name: the path and normalized query (see ``CacheIndexName/url(path:query:)``).
+    public var url: String
+    /// The request path, for prefix purges.
+    public var path: String
+
+    public init(entry: CacheEntry, key: CacheKey, generation: Int64, url: String, path: String) {
+        self.entry = entry
+        self.key = key
+        self.generation = generation
+        self.url = url
+        self.path = path
+    }
+}
+
+/// How a store ended when the storage answered.
+public enum StoreReply: Sendable, Hashable {
+    case stored
+    /// A purge of one of the entry's tags (or its URL, or a prefix) came after the lookup: the
+    /// response may predate a write, so it is not stored.
+    case refusedPurged
+}
+
+/// What a purge removes.
+public enum PurgeSelector: Sendable, Hashable, CustomStringConvertible {
+    /// Every entry with any of these tags (a route's name is a tag).
+    case tags([String])
+    /// Every entry of a URL (all methods, bodies and headers): a ``CacheIndexName/url(path:query:)`` value.
+    case url(String)
+    /// Every entry whose path starts with this.
+    case prefix(String)
+
+    public var description: String {
+        switch self {
+        case .tags(let tags): return "tags \(tags)"
+        case .url(let url): return "url \(url)"
+        case .prefix(let prefix): return "prefix \(prefix)"
+        }
+    }
+}
+
+/// Names of the indexes an entry is listed in.
+public enum CacheIndexName {
+    /// A tag's index.
+    static func tag(_ tag: String) -> String { "t:" + tag }
+
+    /// The URL index name of a request: its path, and its query normalized as the route keys it.
+    public static func url(path: Substring, query: [QueryString.Parameter]) -> String {
+        guard !query.isEmpty else { return String(path) }
+        var text = String(path) + "?"
+        for (index, parameter) in query.enumerated() {
+            if index > 0 { text += "&" }
+            text += String(decoding: parameter.name, as: UTF8.self) + "=" + String(decoding: parameter.value, as: UTF8.self)
+        }
+        return text
     }
 }
 
@@ -25,9 +103,13 @@ public enum CacheLookup: Sendable {
 public protocol CacheStorage: Sendable {
     /// Looks `key` up, completing on `eventLoop`. The future never fails: trouble is
     /// ``CacheLookup/unavailable(_:)``.
-    func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheLookup>
-    /// Stores `entry` under `key` for its TTL plus grace. Fails on storage trouble.
-    func store(_ entry: CacheEntry, under key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<Void>
+    func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheRead>
+    /// Stores an entry for its TTL plus grace, with its tags indexed, unless a purge came after
+    /// the lookup. Fails on storage trouble.
+    func store(_ request: StoreRequest, on eventLoop: EventLoop) -> EventLoopFuture<StoreReply>
+    /// Removes (or with `soft`, marks stale) what `selector` names and blocks stores of fetches
+    /// that began before. Returns how many entries it touched. Fails on storage trouble.
+    func purge(_ selector: PurgeSelector, soft: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Int>
     /// The storage's wall clock, in milliseconds since the Unix epoch.
     func now() -> Int64
 }

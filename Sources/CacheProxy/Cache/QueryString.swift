@@ -33,8 +33,8 @@ public enum QueryString {
         }.map(\.element)
     }
 
-    /// Percent-decodes bytes; `+` becomes a space.
-    static func decode(_ bytes: Substring.UTF8View.SubSequence) -> [UInt8] {
+    /// Percent-decodes bytes; `+` becomes a space unless `plusIsSpace` is false (a path).
+    static func decode(_ bytes: Substring.UTF8View.SubSequence, plusIsSpace: Bool = true) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = bytes.startIndex
@@ -49,7 +49,7 @@ public enum QueryString {
                 index = bytes.index(after: second)
                 continue
             }
-            output.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            output.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
             index = bytes.index(after: index)
         }
         return output

@@ -1,7 +1,7 @@
 import NIOCore
 
-/// The cache's storage in Redis: entries under `key_prefix + v1: + digest`, written with
-/// `SET … PX (ttl + grace)`.
+/// The cache's storage in Redis: entries under `key_prefix + v2: + digest` with their tag
+/// index, written and purged by the scripts of ``CacheIndexScripts``.
 ///
 /// Lookups and stores can use different clients: a large `SET` on the connection that carries
 /// lookups delays every `GET` queued behind it (see `make bench-redis-mixed`).
@@ -12,6 +12,8 @@ public struct RedisCacheStorage: CacheStorage {
     public let keyPrefix: String
     /// Per-command timeout.
     public let timeout: TimeAmount
+    /// Timeout of a purge script.
+    public let purgeTimeout: TimeAmount
     /// Milliseconds since the Unix epoch.
     let clock: @Sendable () -> Int64
 
@@ -21,13 +23,14 @@ public struct RedisCacheStorage: CacheStorage {
     ///   - stores: the client that writes entries. Default: `redis`.
     ///   - clock: the wall clock in milliseconds since the epoch. Default: the system clock.
     public init(
-        redis: RedisClient, stores: RedisClient? = nil, keyPrefix: String, timeout: TimeAmount,
+        redis: RedisClient, stores: RedisClient? = nil, keyPrefix: String, timeout: TimeAmount, purgeTimeout: TimeAmount = .seconds(1),
         clock: @escaping @Sendable () -> Int64 = RedisCacheStorage.systemClock
     ) {
         self.lookups = redis
         self.stores = stores ?? redis
         self.keyPrefix = keyPrefix
         self.timeout = timeout
+        self.purgeTimeout = purgeTimeout
         self.clock = clock
     }
 
@@ -38,35 +41,90 @@ public struct RedisCacheStorage: CacheStorage {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
-    public func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheLookup> {
-        // One promise and one callback on the hot path (not a chain of map/recover futures).
-        let promise = eventLoop.makePromise(of: CacheLookup.self)
+    public func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheRead> {
+        // One promise and one callback on the hot path (not a chain of map/recover futures). The
+        // purge generation comes in the same round trip.
+        let promise = eventLoop.makePromise(of: CacheRead.self)
         let clock = self.clock
-        lookups.send(RedisCommand("GET", [.string(key.redisKey(prefix: keyPrefix))]), on: eventLoop, timeout: timeout).whenComplete {
-            result in
-            switch result {
-            case .success(.bulkString(let value)):
-                switch CacheEntryCodec.decode(value) {
-                case .entry(let entry): promise.succeed(.classify(entry, now: clock()))
-                case .unknownVersion: promise.succeed(.miss)
-                case .corrupt: promise.succeed(.corrupt(detail: "the stored value does not decode (\(value.readableBytes) bytes)"))
+        let command = RedisCommand("MGET", [.string(key.redisKey(prefix: keyPrefix)), .string(keyPrefix + "seq")])
+        lookups.send(command, on: eventLoop, timeout: timeout).whenComplete { result in
+            guard case .success(.array(let values)) = result, values.count == 2 else {
+                switch result {
+                case .success(let other): promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other))))
+                case .failure(let error): promise.succeed(CacheRead(.unavailable(error)))
                 }
-            case .success(.null):
-                promise.succeed(.miss)
-            case .success(let other):
-                promise.succeed(.unavailable(RedisClientError.unexpectedReply(to: "GET", other)))
-            case .failure(let error):
-                promise.succeed(.unavailable(error))
+                return
+            }
+            let generation: Int64
+            switch values[1] {
+            case .null: generation = 0
+            case .bulkString(let bytes):
+                guard let value = Int64(String(buffer: bytes)) else {
+                    promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1]))))
+                    return
+                }
+                generation = value
+            default:
+                promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1]))))
+                return
+            }
+            switch values[0] {
+            case .bulkString(let value):
+                switch CacheEntryCodec.decode(value) {
+                case .entry(let entry): promise.succeed(CacheRead(.classify(entry, now: clock()), generation: generation))
+                case .unknownVersion: promise.succeed(CacheRead(.miss, generation: generation))
+                case .corrupt:
+                    promise.succeed(
+                        CacheRead(
+                            .corrupt(detail: "the stored value does not decode (\(value.readableBytes) bytes)"), generation: generation))
+                }
+            case .null:
+                promise.succeed(CacheRead(.miss, generation: generation))
+            case let other:
+                promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other))))
             }
         }
         return promise.futureResult
     }
 
-    public func store(_ entry: CacheEntry, under key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
-        let lifetime = TimeAmount.milliseconds(max(1, entry.ttl + entry.grace))
-        return stores.set(
-            key.redisKey(prefix: keyPrefix), to: CacheEntryCodec.encode(entry), expiration: lifetime, on: eventLoop, timeout: timeout
-        ).map { _ in }
+    public func store(_ request: StoreRequest, on eventLoop: EventLoop) -> EventLoopFuture<StoreReply> {
+        let entry = request.entry
+        let lifetime = max(1, entry.ttl + entry.grace)
+        var arguments: [RedisArgument] = [
+            .string(keyPrefix), .string(request.key.digest), .bytes(CacheEntryCodec.encode(entry)), .integer(lifetime),
+            .integer(request.generation), .string(request.path),
+        ]
+        arguments.reserveCapacity(arguments.count + entry.tags.count + 1)
+        arguments.append(.string("u:" + request.url))
+        for tag in entry.tags { arguments.append(.string(CacheIndexName.tag(tag))) }
+        return stores.run(CacheIndexScripts.store, arguments: arguments, on: eventLoop, timeout: timeout).flatMapThrowing { reply in
+            switch reply {
+            case .integer(1): return .stored
+            case .integer(0): return .refusedPurged
+            default: throw RedisClientError.unexpectedReply(to: "store script", reply)
+            }
+        }
+    }
+
+    public func purge(_ selector: PurgeSelector, soft: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Int> {
+        var arguments: [RedisArgument] = [.string(keyPrefix), soft ? "1" : "0", .integer(CacheIndexScripts.purgeRecordLifetime)]
+        let script: RedisScript
+        switch selector {
+        case .tags(let tags):
+            guard !tags.isEmpty else { return eventLoop.makeSucceededFuture(0) }
+            script = CacheIndexScripts.purgeIndexes
+            arguments += tags.map { .string(CacheIndexName.tag($0)) }
+        case .url(let url):
+            script = CacheIndexScripts.purgeIndexes
+            arguments.append(.string("u:" + url))
+        case .prefix(let prefix):
+            script = CacheIndexScripts.purgePrefix
+            arguments.append(.string(prefix))
+        }
+        return stores.run(script, arguments: arguments, on: eventLoop, timeout: purgeTimeout).flatMapThrowing { reply in
+            guard case .integer(let count) = reply else { throw RedisClientError.unexpectedReply(to: "purge script", reply) }
+            return Int(count)
+        }
     }
 
     public func now() -> Int64 { clock() }

@@ -45,6 +45,17 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         self.description = text
     }
 
+    /// How many segments the pattern fixes (a trailing slash counts as an empty last one).
+    public var segmentCount: Int { segments.count }
+
+    /// Whether a matching path can have a non-empty segment `number` (from 1).
+    public func mayHaveSegment(_ number: Int) -> Bool {
+        if matchesRest { return true }
+        guard number >= 1, number <= segments.count else { return false }
+        if case .literal(let text) = segments[number - 1] { return !text.isEmpty }
+        return true
+    }
+
     /// Whether `path` (without query) matches.
     public func matches(_ path: Substring) -> Bool {
         guard path.first == "/" else { return false }

@@ -126,7 +126,7 @@ private struct ConfigReader {
             root, "",
             allowed: [
                 "listen", "upstream", "upstream_timeout", "upstream_read_timeout", "upstream_max_connections", "upstream_max_waiting",
-                "preserve_host", "client", "errors", "redis", "defaults", "routes",
+                "preserve_host", "client", "errors", "redis", "defaults", "routes", "invalidate", "tags", "admin",
             ])
         guard let listenNode = top["listen"] else { throw fail(root, "listen", "required (e.g. listen: 127.0.0.1:8080)") }
         guard let upstreamNode = top["upstream"] else { throw fail(root, "upstream", "required (e.g. upstream: http://127.0.0.1:7000)") }
@@ -161,10 +161,193 @@ private struct ConfigReader {
                 routes.append(try route(node, key, defaults: defaults))
             }
         }
+        let tags = try top["tags"].map { node throws(ConfigError) in try tagSettings(node) } ?? TagSettings()
+        var rules: [InvalidationRule] = []
+        if let rulesNode = top["invalidate"] {
+            for (node, key) in try list(rulesNode, "invalidate") {
+                rules.append(try invalidationRule(node, key, defaults: defaults))
+            }
+        }
+        let admin = try top["admin"].map { node throws(ConfigError) in try adminSettings(node) } ?? AdminSettings()
         return ProxyConfiguration(
             listen: listen, upstream: upstream, upstreamTimeout: upstreamTimeout, upstreamReadTimeout: upstreamReadTimeout,
             upstreamMaxConnections: upstreamMaxConnections, upstreamMaxWaiting: upstreamMaxWaiting, preserveHost: preserveHost,
-            client: client, errorDetail: errorDetail, redis: redis, defaults: defaults, routes: routes)
+            client: client, errorDetail: errorDetail, redis: redis, defaults: defaults, routes: routes, invalidate: rules, tags: tags,
+            admin: admin)
+    }
+
+    func tagSettings(_ node: Node) throws(ConfigError) -> TagSettings {
+        let fields = try mapping(node, "tags", allowed: ["response_header", "strip_response_header"])
+        var settings = TagSettings()
+        if let header = fields["response_header"] {
+            let name = try string(header, "tags.response_header")
+            if ["none", "off", "false", "no"].contains(name.lowercased()) {
+                settings.responseHeader = nil
+            } else {
+                guard name.utf8.allSatisfy(HTTPRequestParser.isTokenByte) else {
+                    throw fail(header, "tags.response_header", "\"\(name)\" is not a header name (or none)")
+                }
+                settings.responseHeader = name.lowercased()
+            }
+        }
+        if let strip = fields["strip_response_header"] {
+            settings.stripResponseHeader = try bool(strip, "tags.strip_response_header")
+        }
+        return settings
+    }
+
+    func adminSettings(_ node: Node) throws(ConfigError) -> AdminSettings {
+        let fields = try mapping(node, "admin", allowed: ["listen", "token", "token_env", "purge_method"])
+        var settings = AdminSettings()
+        if let listen = fields["listen"] { settings.listen = try hostAndPort(listen, "admin.listen") }
+        if fields["token"] != nil, fields["token_env"] != nil {
+            throw fail(node, "admin.token", "give token or token_env, not both")
+        }
+        if let token = fields["token"] { settings.token = try adminToken(try string(token, "admin.token"), token, "admin.token") }
+        if let variable = fields["token_env"] {
+            let name = try string(variable, "admin.token_env")
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+                throw fail(variable, "admin.token_env", "the environment variable \(name) is not set (or empty)")
+            }
+            settings.token = try adminToken(value, variable, "admin.token_env")
+        }
+        if let purge = fields["purge_method"] { settings.purgeMethod = try bool(purge, "admin.purge_method") }
+        if let listen = settings.listen, settings.token == nil, !Self.isLoopback(listen.host) {
+            throw fail(
+                fields["listen"], "admin.listen",
+                "\(listen) is not a loopback address: set admin.token (or admin.token_env) so the purge API is not open to the network")
+        }
+        if settings.purgeMethod, settings.token == nil {
+            throw fail(fields["purge_method"], "admin.purge_method", "the PURGE method needs admin.token (or admin.token_env)")
+        }
+        return settings
+    }
+
+    func adminToken(_ token: String, _ node: Node, _ key: String) throws(ConfigError) -> String {
+        guard token.utf8.count >= 16 else { throw fail(node, key, "the token must be at least 16 characters") }
+        guard token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+            throw fail(node, key, "the token must be printable ASCII without spaces")
+        }
+        return token
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    func tagTemplates(_ node: Node, _ key: String) throws(ConfigError) -> [TagTemplate] {
+        var templates: [TagTemplate] = []
+        for (item, itemKey) in try list(node, key) {
+            let text = try string(item, itemKey)
+            do {
+                templates.append(try TagTemplate(text))
+            } catch {
+                throw fail(item, itemKey, "bad tag \"\(text)\": \(error)")
+            }
+        }
+        return templates
+    }
+
+    func methodList(_ node: Node, _ key: String, allowed: Set<String>, why: String) throws(ConfigError) -> Set<String> {
+        var methods: Set<String> = []
+        for (item, itemKey) in try list(node, key) {
+            let method = try string(item, itemKey).uppercased()
+            guard Self.knownMethods.contains(method) else {
+                throw fail(item, itemKey, "unknown method \"\(method)\" (expected \(allowed.sorted().joined(separator: ", ")))")
+            }
+            guard allowed.contains(method) else { throw fail(item, itemKey, why.replacingOccurrences(of: "%@", with: method)) }
+            methods.insert(method)
+        }
+        guard !methods.isEmpty else { throw fail(node, key, "must list at least one method") }
+        return methods
+    }
+
+    func pathPattern(_ node: Node, _ key: String) throws(ConfigError) -> PathPattern {
+        let text = try string(node, key)
+        do {
+            return try PathPattern(text)
+        } catch {
+            throw fail(node, key, "bad path pattern \"\(text)\": \(error)")
+        }
+    }
+
+    /// Checks that a placeholder can be filled from what a request on `path` supplies.
+    func checkSource(
+        _ source: TagTemplate.Source, _ template: TagTemplate, path: PathPattern, _ node: Node, _ key: String
+    ) throws(ConfigError) {
+        if case .path(let number) = source, !path.mayHaveSegment(number) {
+            throw fail(
+                node, key, "tag \"\(template)\": {path.\(number)} does not exist in \(path) (it has \(path.segmentCount) segments)")
+        }
+    }
+
+    func invalidationRule(_ node: Node, _ key: String, defaults: RouteDefaults) throws(ConfigError) -> InvalidationRule {
+        let fields = try mapping(node, key, allowed: ["name", "path", "methods", "statuses", "purge", "soft", "max_body_bytes"])
+        guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /user/edit_user/)") }
+        let path = try pathPattern(pathNode, "\(key).path")
+        guard let purgeNode = fields["purge"] else {
+            throw fail(node, "\(key).purge", "required: the tags to purge (e.g. [show_all_user, \"user:{body.nick_name}\"])")
+        }
+        let purge = try tagTemplates(purgeNode, "\(key).purge")
+        if case .sequence(let items) = purgeNode {
+            for (template, item) in zip(purge, items) {
+                for source in template.sources {
+                    if case .response = source {
+                        throw fail(
+                            item, "\(key).purge",
+                            "tag \"\(template)\": {response.…} is not available here (the purge runs before the response is read); use the request's body, query or path"
+                        )
+                    }
+                    try checkSource(source, template, path: path, item, "\(key).purge")
+                }
+            }
+        }
+        var methods: Set<String> = ["POST", "PUT", "PATCH", "DELETE"]
+        if let methodsNode = fields["methods"] {
+            methods = try methodList(
+                methodsNode, "\(key).methods", allowed: ["POST", "PUT", "PATCH", "DELETE"],
+                why: "%@ does not change anything: invalidation rules are for POST, PUT, PATCH and DELETE")
+        }
+        var statuses: Set<Int>? = nil
+        if let statusesNode = fields["statuses"] {
+            var set: Set<Int> = []
+            for (item, itemKey) in try list(statusesNode, "\(key).statuses") { set.insert(try integer(item, itemKey, range: 100...599)) }
+            statuses = set
+        }
+        return InvalidationRule(
+            name: try fields["name"].map { node throws(ConfigError) in try string(node, "\(key).name") },
+            path: path, methods: methods, statuses: statuses, purge: purge,
+            soft: try fields["soft"].map { node throws(ConfigError) in try bool(node, "\(key).soft") } ?? false,
+            maxBodyBytes: try fields["max_body_bytes"].map { node throws(ConfigError) in
+                try integer(node, "\(key).max_body_bytes", range: 0...(1 << 30))
+            } ?? defaults.maxBodyBytes)
+    }
+
+    func bodyKey(_ node: Node, _ key: String) throws(ConfigError) -> BodyKey {
+        if case .scalar = node {
+            switch try string(node, key) {
+            case "raw": return .raw
+            case "json": return .json(.all)
+            case let other: throw fail(node, key, "expected raw or json (or a mapping with format, fields, ignore), got \"\(other)\"")
+            }
+        }
+        let fields = try mapping(node, key, allowed: ["format", "fields", "ignore"])
+        let format = try fields["format"].map { node throws(ConfigError) in try string(node, "\(key).format") } ?? "json"
+        guard format == "json" else {
+            throw fail(fields["format"], "\(key).format", "fields and ignore need format json, got \"\(format)\"")
+        }
+        func names(_ node: Node, _ key: String) throws(ConfigError) -> Set<String> {
+            var names: Set<String> = []
+            for (item, itemKey) in try list(node, key) { names.insert(try string(item, itemKey)) }
+            guard !names.isEmpty else { throw fail(node, key, "must list at least one field") }
+            return names
+        }
+        switch (fields["fields"], fields["ignore"]) {
+        case (.some, .some): throw fail(node, "\(key).fields", "give fields or ignore, not both")
+        case (.some(let only), nil): return .json(.only(try names(only, "\(key).fields")))
+        case (nil, .some(let ignore)): return .json(.ignoring(try names(ignore, "\(key).ignore")))
+        case (nil, nil): return .json(.all)
+        }
     }
 
     func clientSettings(_ node: Node) throws(ConfigError) -> ClientSettings {
@@ -233,7 +416,7 @@ private struct ConfigReader {
     }
 
     func redisSettings(_ node: Node) throws(ConfigError) -> RedisSettings {
-        let fields = try mapping(node, "redis", allowed: ["url", "key_prefix", "timeout"])
+        let fields = try mapping(node, "redis", allowed: ["url", "key_prefix", "timeout", "purge_timeout"])
         guard let urlNode = fields["url"] else { throw fail(node, "redis.url", "required (e.g. redis://127.0.0.1:6379/0)") }
         let urlText = try string(urlNode, "redis.url")
         let url: RedisURL
@@ -245,6 +428,7 @@ private struct ConfigReader {
         var settings = RedisSettings(url: url)
         if let prefix = fields["key_prefix"] { settings.keyPrefix = try string(prefix, "redis.key_prefix") }
         if let timeout = fields["timeout"] { settings.timeout = try duration(timeout, "redis.timeout") }
+        if let timeout = fields["purge_timeout"] { settings.purgeTimeout = try duration(timeout, "redis.purge_timeout") }
         return settings
     }
 
@@ -286,29 +470,16 @@ private struct ConfigReader {
 
     func route(_ node: Node, _ key: String, defaults: RouteDefaults) throws(ConfigError) -> Route {
         let fields = try mapping(
-            node, key, allowed: ["name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers"])
+            node, key,
+            allowed: [
+                "name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers", "tags", "body_key",
+            ])
         guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
-        let pathText = try string(pathNode, "\(key).path")
-        let pattern: PathPattern
-        do {
-            pattern = try PathPattern(pathText)
-        } catch {
-            throw fail(pathNode, "\(key).path", "bad path pattern \"\(pathText)\": \(error)")
-        }
+        let pattern = try pathPattern(pathNode, "\(key).path")
         var methods: Set<String> = ["GET", "HEAD"]
         if let methodsNode = fields["methods"] {
-            methods = []
-            for (item, itemKey) in try list(methodsNode, "\(key).methods") {
-                let method = try string(item, itemKey).uppercased()
-                guard Self.knownMethods.contains(method) else {
-                    throw fail(item, itemKey, "unknown method \"\(method)\" (expected GET, HEAD or POST)")
-                }
-                guard Self.cacheableMethods.contains(method) else {
-                    throw fail(item, itemKey, "method \(method) cannot be cached (only GET, HEAD and POST)")
-                }
-                methods.insert(method)
-            }
-            guard !methods.isEmpty else { throw fail(methodsNode, "\(key).methods", "must list at least one method") }
+            methods = try methodList(
+                methodsNode, "\(key).methods", allowed: Self.cacheableMethods, why: "method %@ cannot be cached (only GET, HEAD and POST)")
         }
         var query = QuerySelection.all
         if let queryNode = fields["query"] {
@@ -330,6 +501,20 @@ private struct ConfigReader {
                 vary.append(name.lowercased())
             }
         }
+        let routeBodyKey: BodyKey =
+            try fields["body_key"].map { node throws(ConfigError) in try self.bodyKey(node, "\(key).body_key") } ?? .raw
+        var tags: [TagTemplate] = []
+        if let tagsNode = fields["tags"], case .sequence(let items) = tagsNode {
+            tags = try tagTemplates(tagsNode, "\(key).tags")
+            for (template, item) in zip(tags, items) {
+                for source in template.sources {
+                    try checkSource(source, template, path: pattern, item, "\(key).tags")
+                    try checkKeyed(source, template, query: query, bodyKey: routeBodyKey, item, "\(key).tags")
+                }
+            }
+        } else if let tagsNode = fields["tags"] {
+            throw fail(tagsNode, "\(key).tags", "expected a list, e.g. [\"user:{body.nick_name}\"]")
+        }
         return Route(
             name: try fields["name"].map { node throws(ConfigError) in try string(node, "\(key).name") },
             path: pattern,
@@ -342,7 +527,37 @@ private struct ConfigReader {
                 try integer(node, "\(key).max_body_bytes", range: 0...(1 << 30))
             },
             bypassHeaders: try fields["bypass_headers"].map { node throws(ConfigError) in try headerNames(node, "\(key).bypass_headers") },
+            tags: tags,
+            bodyKey: routeBodyKey,
             defaults: defaults)
+    }
+
+    /// A route's tag may only use request values that are part of the key: two requests that
+    /// share an entry must give it the same tags.
+    func checkKeyed(
+        _ source: TagTemplate.Source, _ template: TagTemplate, query: QuerySelection, bodyKey: BodyKey, _ node: Node, _ key: String
+    ) throws(ConfigError) {
+        switch source {
+        case .query(let name):
+            if case .only(let names) = query, !names.contains(name) {
+                throw fail(
+                    node, key, "tag \"\(template)\": query parameter \"\(name)\" is not in this route's key (query: \(names.sorted()))")
+            }
+        case .body(let fields):
+            guard case .json(let selection) = bodyKey, let field = fields.first else { return }
+            switch selection {
+            case .all: return
+            case .only(let names) where !names.contains(field):
+                throw fail(
+                    node, key,
+                    "tag \"\(template)\": body field \"\(field)\" is not in this route's key (body_key fields: \(names.sorted()))")
+            case .ignoring(let names) where names.contains(field):
+                throw fail(node, key, "tag \"\(template)\": body field \"\(field)\" is ignored by this route's body_key")
+            default: return
+            }
+        case .path, .response:
+            return
+        }
     }
 
     /// The allowed key closest to a misspelt one, if any is close.

@@ -34,6 +34,12 @@ public struct ProxyConfiguration: Sendable {
     public var defaults: RouteDefaults
     /// The cached routes, first match in file order wins. Requests matching none are forwarded uncached.
     public var routes: [Route]
+    /// Write routes whose successful responses purge tags, first match in file order wins.
+    public var invalidate: [InvalidationRule]
+    /// Where entries get tags from besides their route.
+    public var tags: TagSettings
+    /// The admin listener (purge API) and the `PURGE` method; off by default.
+    public var admin: AdminSettings
 
     /// Creates a configuration; see the properties for the defaults.
     public init(
@@ -48,7 +54,10 @@ public struct ProxyConfiguration: Sendable {
         errorDetail: Bool = false,
         redis: RedisSettings,
         defaults: RouteDefaults = RouteDefaults(),
-        routes: [Route] = []
+        routes: [Route] = [],
+        invalidate: [InvalidationRule] = [],
+        tags: TagSettings = TagSettings(),
+        admin: AdminSettings = AdminSettings()
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -62,6 +71,9 @@ public struct ProxyConfiguration: Sendable {
         self.redis = redis
         self.defaults = defaults
         self.routes = routes
+        self.invalidate = invalidate
+        self.tags = tags
+        self.admin = admin
     }
 }
 
@@ -150,12 +162,19 @@ public struct RedisSettings: Sendable {
     public var keyPrefix: String
     /// Per-command timeout; past it the request goes to the upstream. Default 50 ms.
     public var timeout: TimeAmount
+    /// How long a purge (by an invalidation rule or the admin API) may take. A write's response
+    /// waits for its purge up to this long; past it the response is sent and a warning logged.
+    /// Default 1 s.
+    public var purgeTimeout: TimeAmount
 
     /// Creates Redis settings; see the properties for the defaults.
-    public init(url: RedisURL, keyPrefix: String = "cache-proxy:", timeout: TimeAmount = .milliseconds(50)) {
+    public init(
+        url: RedisURL, keyPrefix: String = "cache-proxy:", timeout: TimeAmount = .milliseconds(50), purgeTimeout: TimeAmount = .seconds(1)
+    ) {
         self.url = url
         self.keyPrefix = keyPrefix
         self.timeout = timeout
+        self.purgeTimeout = purgeTimeout
     }
 }
 
@@ -221,6 +240,10 @@ public struct Route: Sendable {
     public var maxBodyBytes: Int
     /// Lower-cased request headers whose presence bypasses the cache on this route.
     public var bypassHeaders: Set<String>
+    /// Tags stored with each entry besides the route's name (and the origin's, see ``TagSettings``).
+    public var tags: [TagTemplate]
+    /// How the request body enters the key.
+    public var bodyKey: BodyKey
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -233,6 +256,8 @@ public struct Route: Sendable {
         statuses: Set<Int>? = nil,
         maxBodyBytes: Int? = nil,
         bypassHeaders: Set<String>? = nil,
+        tags: [TagTemplate] = [],
+        bodyKey: BodyKey = .raw,
         defaults: RouteDefaults = RouteDefaults()
     ) {
         self.name = name ?? path.description
@@ -244,6 +269,104 @@ public struct Route: Sendable {
         self.statuses = statuses ?? defaults.statuses
         self.maxBodyBytes = maxBodyBytes ?? defaults.maxBodyBytes
         self.bypassHeaders = Set((bypassHeaders ?? defaults.bypassHeaders).map { $0.lowercased() })
+        self.tags = tags
+        self.bodyKey = bodyKey
+    }
+}
+
+/// How a route's request body enters the cache key.
+public enum BodyKey: Sendable, Hashable {
+    /// A SHA-256 of the bytes as sent (the default): any difference is a different entry.
+    case raw
+    /// A SHA-256 of the body's RFC 8785 canonical form, restricted to some top-level fields:
+    /// key order and whitespace do not split entries. A body that is not JSON (or, with a
+    /// field selection, not a JSON object) is forwarded uncached.
+    case json(JSONFieldSelection)
+}
+
+/// Which top-level fields of a JSON body enter the key.
+public enum JSONFieldSelection: Sendable, Hashable {
+    /// The whole body.
+    case all
+    /// Only these fields (`fields: [nick_name]`).
+    case only(Set<String>)
+    /// Every field but these (`ignore: [request_id]`).
+    case ignoring(Set<String>)
+}
+
+/// A write route whose successful responses purge tags: `invalidate:` in the config.
+public struct InvalidationRule: Sendable {
+    /// For logs. Default: the methods and path.
+    public var name: String
+    /// Which paths the rule matches.
+    public var path: PathPattern
+    /// Methods it applies to. Default `[POST, PUT, PATCH, DELETE]`.
+    public var methods: Set<String>
+    /// Response statuses that trigger the purge; nil means every 2xx (the default).
+    public var statuses: Set<Int>?
+    /// The tags to purge; request placeholders only (`{body.…}`, `{query.…}`, `{path.N}`).
+    public var purge: [TagTemplate]
+    /// Mark the entries stale instead of deleting them. Default false.
+    public var soft: Bool
+    /// Largest request body read for `{body.…}` placeholders; a larger body fills none (and a
+    /// warning is logged). Default: `defaults.max_body_bytes`.
+    public var maxBodyBytes: Int
+
+    /// Creates a rule; see the properties for the defaults.
+    public init(
+        name: String? = nil, path: PathPattern, methods: Set<String> = ["POST", "PUT", "PATCH", "DELETE"], statuses: Set<Int>? = nil,
+        purge: [TagTemplate], soft: Bool = false, maxBodyBytes: Int = 1 << 20
+    ) {
+        self.name = name ?? "\(methods.sorted().joined(separator: ",")) \(path)"
+        self.path = path
+        self.methods = methods
+        self.statuses = statuses
+        self.purge = purge
+        self.soft = soft
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Whether a response with `status` triggers the purge.
+    public func triggers(status: Int) -> Bool {
+        statuses.map { $0.contains(status) } ?? (200..<300).contains(status)
+    }
+
+    /// Whether the rule reads the request body.
+    var readsBody: Bool {
+        purge.contains { $0.sources.contains { if case .body = $0 { return true } else { return false } } }
+    }
+}
+
+/// Tags that come from the origin.
+public struct TagSettings: Sendable, Hashable {
+    /// Lower-cased response header whose tags are stored with the entry, split on spaces and
+    /// commas (`Surrogate-Key: a b`, `Cache-Tag: a,b`); nil turns it off. Default `surrogate-key`.
+    public var responseHeader: String?
+    /// Remove that header from responses to clients. Default true.
+    public var stripResponseHeader: Bool
+
+    /// Creates tag settings; see the properties for the defaults.
+    public init(responseHeader: String? = "surrogate-key", stripResponseHeader: Bool = true) {
+        self.responseHeader = responseHeader?.lowercased()
+        self.stripResponseHeader = stripResponseHeader
+    }
+}
+
+/// The purge API: a separate listener, and optionally the `PURGE` method on the main one.
+public struct AdminSettings: Sendable, Hashable {
+    /// Where the admin API listens; nil (the default) turns it off.
+    public var listen: HostAndPort?
+    /// The bearer token every admin request (and `PURGE`) must carry; required unless the
+    /// listener is on a loopback address.
+    public var token: String?
+    /// Accept `PURGE <url>` on the main listener (with the token). Default false.
+    public var purgeMethod: Bool
+
+    /// Creates admin settings; see the properties for the defaults.
+    public init(listen: HostAndPort? = nil, token: String? = nil, purgeMethod: Bool = false) {
+        self.listen = listen
+        self.token = token
+        self.purgeMethod = purgeMethod
     }
 }
 

@@ -34,6 +34,8 @@ public struct RequestRejection: Error, Hashable, Sendable, CustomStringConvertib
         case connectMethod = "connect"
         case upgradeUnsupported = "upgrade"
         case expectationFailed = "expectation"
+        /// A `PURGE` without the admin token.
+        case unauthorized = "unauthorized"
         // Time.
         case headerTimeout = "header-timeout"
         case bodyTimeout = "body-timeout"
@@ -52,7 +54,7 @@ public struct RequestRejection: Error, Hashable, Sendable, CustomStringConvertib
 
     /// The status the client gets: 414 for a long request line, 431 for large or many headers,
     /// 505 for an HTTP version other than 1.0 and 1.1, 501 for CONNECT and protocol upgrades,
-    /// 417 for an unknown expectation, 408 for a timeout, else 400.
+    /// 417 for an unknown expectation, 408 for a timeout, 401 for a `PURGE` without the token, else 400.
     public var status: HTTPResponseStatus {
         switch reason {
         case .requestLineTooLong: return .uriTooLong
@@ -61,6 +63,7 @@ public struct RequestRejection: Error, Hashable, Sendable, CustomStringConvertib
         case .connectMethod, .upgradeUnsupported: return .notImplemented
         case .expectationFailed: return .expectationFailed
         case .headerTimeout, .bodyTimeout: return .requestTimeout
+        case .unauthorized: return .unauthorized
         default: return .badRequest
         }
     }

@@ -154,14 +154,16 @@ final class ProxyHandler: ChannelInboundHandler {
             upstreamTimer.deadline = nil
         case .lookup(let key, let id):
             let storage = shared.storage
-            storage.lookup(key, on: context.eventLoop).assumeIsolated().whenSuccess { result in
-                self.perform(self.machine.lookupCompleted(request: id, result, now: storage.now()))
+            storage.lookup(key, on: context.eventLoop).assumeIsolated().whenSuccess { read in
+                self.perform(self.machine.lookupCompleted(request: id, read.lookup, generation: read.generation, now: storage.now()))
             }
-        case .store(let entry, let key, let id):
-            shared.storage.store(entry, under: key, on: context.eventLoop).assumeIsolated().whenComplete { result in
-                var error: (any Error)?
-                if case .failure(let failure) = result { error = failure }
-                self.perform(self.machine.storeCompleted(request: id, error: error))
+        case .store(let request, let id):
+            shared.storage.store(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                self.perform(self.machine.storeCompleted(request: id, result))
+            }
+        case .purge(let selector, let soft, let id):
+            shared.storage.purge(selector, soft: soft, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                self.perform(self.machine.purgeCompleted(request: id, result))
             }
         case .acquireUpstream:
             acquireUpstream()
@@ -193,6 +195,7 @@ final class ProxyHandler: ChannelInboundHandler {
                 "cache_status": "\(log.outcome.cacheStatus)", "route": "\(log.route ?? "-")",
             ]
             if let detail = log.detail { metadata["detail"] = "\(detail)" }
+            if let purged = log.purged { metadata["purged"] = "\(purged)" }
             shared.logger.debug("request", metadata: metadata)
         case .warn(let warning):
             warn(warning)
@@ -268,6 +271,14 @@ final class ProxyHandler: ChannelInboundHandler {
         case .redisStoreFailed(let error):
             shared.warnings.warning(
                 "redis-store", "storing a response in Redis failed", metadata: ["error": "\(error)", "redis": "\(redis)"])
+        case .purgeFailed(let error, let rule):
+            shared.warnings.warning(
+                "redis-purge", "an invalidation purge failed: entries it should have removed may be served until their TTL ends",
+                metadata: ["error": "\(error)", "rule": "\(rule)", "redis": "\(redis)"])
+        case .invalidationBodyTooLarge(let rule):
+            shared.warnings.warning(
+                "invalidation-body", "a write's body is larger than its invalidation rule reads: its {body.…} tags were not purged",
+                metadata: ["rule": "\(rule)"])
         case .upstreamError(let status, let detail):
             shared.warnings.warning(
                 "upstream-\(status)", "upstream error; answering \(status)",

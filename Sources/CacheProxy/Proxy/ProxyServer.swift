@@ -28,6 +28,7 @@ public final class ProxyServer: Sendable {
     private let redisStores: RedisClient
     private let shared: ProxyContext
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
+    private let adminChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
     private let shutdownTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
@@ -61,7 +62,8 @@ public final class ProxyServer: Sendable {
                 stallTimeout: .seconds(5)),
             eventLoopGroup: eventLoopGroup, logger: logger)
         let storage = RedisCacheStorage(
-            redis: redis, stores: redisStores, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout, clock: clock)
+            redis: redis, stores: redisStores, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout,
+            purgeTimeout: configuration.redis.purgeTimeout, clock: clock)
         self.shared = ProxyContext(configuration: configuration, storage: storage, eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
@@ -98,6 +100,13 @@ public final class ProxyServer: Sendable {
             .bind(host: configuration.listen.host, port: configuration.listen.port)
             .get()
         serverChannel.withLockedValue { $0 = channel }
+        if configuration.admin.listen != nil {
+            let admin = AdminServer(
+                settings: configuration.admin, storage: shared.storage, policy: shared.settings.policy, logger: logger)
+            let adminChannel = try await admin.start(group: group)
+            self.adminChannel.withLockedValue { $0 = adminChannel }
+            logger.info("admin API listening", metadata: ["address": "\(adminChannel.localAddress!)"])
+        }
         let address = channel.localAddress!
         logger.info(
             "cache-proxy listening",
@@ -106,6 +115,11 @@ public final class ProxyServer: Sendable {
                 "routes": "\(configuration.routes.count)",
             ])
         return address
+    }
+
+    /// The admin listener's bound address, once started (nil when `admin.listen` is off).
+    public var adminAddress: SocketAddress? {
+        adminChannel.withLockedValue { $0?.localAddress }
     }
 
     /// Waits until the listening socket is closed (by ``shutdown(gracePeriod:)``).
@@ -129,6 +143,9 @@ public final class ProxyServer: Sendable {
 
     private func performShutdown(gracePeriod: TimeAmount) async {
         if let channel = serverChannel.withLockedValue({ $0 }) {
+            try? await channel.close()
+        }
+        if let channel = adminChannel.withLockedValue({ $0 }) {
             try? await channel.close()
         }
         for channel in connections.withLockedValue({ Array($0.values) }) {

@@ -21,11 +21,20 @@ struct ProxySettings: Sendable {
     let maxPendingBytes: Int
     /// Bytes of pipelined requests held behind the current one, before reading pauses. 256 KiB.
     let maxQueuedBytes: Int
+    /// Where origin tags come from.
+    let tags: TagSettings
+    /// Whether `PURGE` is answered on the main listener.
+    let purgeMethod: Bool
+    /// The admin bearer token, if one is configured.
+    let adminToken: String?
 
     init(
         configuration: ProxyConfiguration, maxReplayBytes: Int = 1 << 20, maxPendingBytes: Int = 256 << 10, maxQueuedBytes: Int = 256 << 10
     ) {
-        self.policy = CachePolicy(routes: configuration.routes)
+        self.policy = CachePolicy(routes: configuration.routes, invalidate: configuration.invalidate)
+        self.tags = configuration.tags
+        self.purgeMethod = configuration.admin.purgeMethod
+        self.adminToken = configuration.admin.token
         var protected: Set<String> = []
         for route in configuration.routes {
             protected.formUnion(route.vary)

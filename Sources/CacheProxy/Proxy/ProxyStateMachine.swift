@@ -48,8 +48,10 @@ struct ProxyStateMachine {
         // Cache.
         /// Looks the key up; answer with ``lookupCompleted(request:_:now:)``.
         case lookup(CacheKey, request: Int)
-        /// Stores the entry; answer with ``storeCompleted(request:success:)``.
-        case store(CacheEntry, CacheKey, request: Int)
+        /// Stores the entry; answer with ``storeCompleted(request:_:)``.
+        case store(StoreRequest, request: Int)
+        /// Purges; answer with ``purgeCompleted(request:_:)``.
+        case purge(PurgeSelector, soft: Bool, request: Int)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -75,6 +77,8 @@ struct ProxyStateMachine {
         var route: String?
         /// What went wrong, for errors and refusals (the client may get less; the log gets this).
         var detail: String? = nil
+        /// Entries an invalidation rule purged before the response was sent.
+        var purged: Int? = nil
     }
 
     /// Trouble worth a (rate-limited) warning in the log.
@@ -82,6 +86,10 @@ struct ProxyStateMachine {
         case redisLookupFailed(any Error)
         case corruptEntry(String)
         case redisStoreFailed(any Error)
+        /// An invalidation rule's purge failed: entries it should have removed may be served.
+        case purgeFailed(any Error, rule: String)
+        /// A write's body was larger than its rule reads: its `{body.…}` tags were not purged.
+        case invalidationBodyTooLarge(rule: String)
         case upstreamError(status: Int, detail: String)
         case requestRejected(RequestRejection)
     }
@@ -105,6 +113,18 @@ struct ProxyStateMachine {
         var upstreamWritable = true
         var status: Int?
         var errorDetail: String?
+        /// The invalidation rule of a write, and its body as far as the rule reads it.
+        var invalidation: InvalidationCapture?
+        /// Tags from the origin's tag header (which is removed from the response).
+        var originTags: [String] = []
+        var purged: Int?
+    }
+
+    struct InvalidationCapture {
+        let rule: InvalidationRule
+        /// The request body so far; nil when the rule does not read it, or it grew past the rule's limit.
+        var body: ByteBuffer?
+        var bodyTooLarge = false
     }
 
     enum RequestSide {
@@ -121,7 +141,7 @@ struct ProxyStateMachine {
         /// Waiting for the end of the request body before the lookup.
         case awaitingBody(Route, lookupMethod: String)
         /// The request ended; its body is kept for forwarding on a miss.
-        case lookingUp(CacheKey, Route, body: ByteBuffer)
+        case lookingUp(CacheKey, Route, body: ByteBuffer, json: JSONValue?)
         /// Sent upstream, no response head yet; `store` says where a storable answer goes.
         case forwarding(store: StoreTarget?)
         /// A storable response held until it is complete (bounded by the route's `max_body_bytes`).
@@ -130,6 +150,11 @@ struct ProxyStateMachine {
         case storing(HTTPResponseHead, ByteBuffer)
         /// The head went to the client; the body follows as it arrives.
         case streaming
+        /// A write's response held until its invalidation rule's purge is done (upstream reading
+        /// paused); `ended` once the upstream finished.
+        case invalidating(HTTPResponseHead, ByteBuffer, ended: Bool)
+        /// A `PURGE` request waiting for the storage.
+        case purging
         /// The whole response was written.
         case sent
     }
@@ -137,6 +162,12 @@ struct ProxyStateMachine {
     struct StoreTarget {
         let key: CacheKey
         let route: Route
+        let requestBody: ByteBuffer
+        let requestJSON: JSONValue?
+        /// From the lookup; the store is refused if a purge came after it.
+        let generation: Int64
+        /// When the lookup answered (ms): a fetch longer than the purge records' life is not stored.
+        let lookedUpAt: Int64
     }
 
     enum UpstreamSide {
@@ -346,13 +377,15 @@ struct ProxyStateMachine {
 
     // MARK: Cache events
 
-    mutating func lookupCompleted(request id: Int, _ result: CacheLookup, now: Int64) -> [Action] {
-        guard connection != .closed, let exchange, exchange.id == id, case .lookingUp(let key, let route, let body) = exchange.responseSide
+    /// - Parameter generation: the purge generation read with the lookup (``CacheRead``).
+    mutating func lookupCompleted(request id: Int, _ lookup: CacheLookup, generation: Int64 = 0, now: Int64) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id,
+            case .lookingUp(let key, let route, let body, let json) = exchange.responseSide
         else {
             return []
         }
         var actions: [Action] = []
-        switch result {
+        switch lookup {
         case .fresh(let entry):
             respondFromCache(entry, now: now, &actions)
             return actions
@@ -367,30 +400,92 @@ struct ProxyStateMachine {
             actions.append(.warn(.redisLookupFailed(error)))
             self.exchange!.outcome = .bypass(.redisUnavailable)
         }
-        let store = self.exchange!.outcome.storeResult == .pending ? StoreTarget(key: key, route: route) : nil
+        let store =
+            self.exchange!.outcome.storeResult == .pending
+            ? StoreTarget(key: key, route: route, requestBody: body, requestJSON: json, generation: generation, lookedUpAt: now) : nil
         startForwarding(body: body, ended: true, store: store, &actions)
         updateReading(&actions)
         return actions
     }
 
-    /// - Parameter error: why Redis did not take the entry; nil when it did.
-    mutating func storeCompleted(request id: Int, error: (any Error)?) -> [Action] {
-        let success = error == nil
+    mutating func storeCompleted(request id: Int, _ result: Result<StoreReply, any Error>) -> [Action] {
         guard connection != .closed, let exchange, exchange.id == id, case .storing(let head, let body) = exchange.responseSide else {
             return []
         }
         var actions: [Action] = []
-        if let error { actions.append(.warn(.redisStoreFailed(error))) }
-        self.exchange!.outcome = exchange.outcome.with(success ? .stored : .notStored(.storeFailed))
+        switch result {
+        case .success(.stored):
+            self.exchange!.outcome = exchange.outcome.with(.stored)
+        case .success(.refusedPurged):
+            self.exchange!.outcome = exchange.outcome.with(.notStored(.purged))
+        case .failure(let error):
+            actions.append(.warn(.redisStoreFailed(error)))
+            self.exchange!.outcome = exchange.outcome.with(.notStored(.storeFailed))
+        }
+        respondBuffered(head, body, &actions)
+        return actions
+    }
+
+    /// A purge asked by ``Action/purge(_:soft:request:)`` ended: how many entries it touched, or
+    /// why it failed.
+    mutating func purgeCompleted(request id: Int, _ result: Result<Int, any Error>) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id else { return [] }
+        var actions: [Action] = []
+        switch exchange.responseSide {
+        case .invalidating(let head, let body, let ended):
+            switch result {
+            case .success(let count): self.exchange!.purged = count
+            case .failure(let error):
+                let rule = exchange.invalidation?.rule.name ?? "-"
+                actions.append(.warn(.purgeFailed(error, rule: rule)))
+            }
+            streamResponseHead(head, &actions)
+            if !exchange.request.isHead, body.readableBytes > 0 { actions.append(.writeBody(body)) }
+            if ended {
+                finishResponse(&actions)
+            } else {
+                actions.append(.flush)
+                if case .connected = exchange.upstream { actions.append(.setUpstreamReading(clientWritable)) }
+            }
+        case .purging:
+            let status: HTTPResponseStatus
+            let json: String
+            switch result {
+            case .success(let count):
+                self.exchange!.outcome = .purge(removed: count)
+                status = .ok
+                json = "{\"purged\": \(count)}\n"
+            case .failure(let error):
+                self.exchange!.outcome = .purge(removed: nil)
+                status = .serviceUnavailable
+                json = ProxyResponses.errorJSON("the purge failed: Redis did not answer", route: nil)
+                self.exchange!.errorDetail = "\(error)"
+            }
+            self.exchange!.status = Int(status.code)
+            actions.append(
+                .writeHead(
+                    ProxyResponses.error(
+                        status: status, json: json, version: exchange.request.version, outcome: self.exchange!.outcome,
+                        keepAlive: exchange.keepAlive)))
+            if !exchange.request.isHead { actions.append(.writeBody(ByteBuffer(string: json))) }
+            finishResponse(&actions)
+        default:
+            return []
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    /// Writes a buffered response (stored or not) and finishes the exchange.
+    private mutating func respondBuffered(_ head: HTTPResponseHead, _ body: ByteBuffer, _ actions: inout [Action]) {
+        guard let exchange else { return }
         let (responseHead, keepAlive) = ProxyResponses.forwarded(
-            head, request: exchange.request, outcome: self.exchange!.outcome, keepAlive: exchange.keepAlive,
-            contentLength: body.readableBytes)
+            head, request: exchange.request, outcome: exchange.outcome, keepAlive: exchange.keepAlive, contentLength: body.readableBytes)
         self.exchange!.keepAlive = keepAlive
         actions.append(.writeHead(responseHead))
         if !exchange.request.isHead, body.readableBytes > 0 { actions.append(.writeBody(body)) }
         finishResponse(&actions)
         updateReading(&actions)
-        return actions
     }
 
     // MARK: Upstream events
@@ -433,6 +528,20 @@ struct ProxyStateMachine {
         var actions: [Action] = []
         armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
         self.exchange!.status = Int(head.status.code)
+        var head = head
+        if let header = settings.tags.responseHeader {
+            self.exchange!.originTags = Self.originTags(head.headers[header])
+            if settings.tags.stripResponseHeader { head.headers.remove(name: header) }
+        }
+        if let invalidation = exchange.invalidation, invalidation.rule.triggers(status: Int(head.status.code)) {
+            let tags = Self.invalidationTags(invalidation, request: exchange.request, &actions)
+            if !tags.isEmpty {
+                self.exchange!.responseSide = .invalidating(head, ByteBuffer(), ended: false)
+                actions.append(.setUpstreamReading(false))
+                actions.append(.purge(.tags(tags), soft: invalidation.rule.soft, request: exchange.id))
+                return actions
+            }
+        }
         if let store {
             if let reason = settings.policy.notStoredReason(requestMethod: exchange.request.method, response: head, route: store.route) {
                 self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
@@ -463,6 +572,10 @@ struct ProxyStateMachine {
             }
         case .streaming:
             if !exchange.request.isHead, part.readableBytes > 0 { actions.append(.writeBody(part)) }
+        case .invalidating(let head, var body, let ended):
+            self.exchange!.responseSide = .sent  // placeholder: `body` stays uniquely referenced
+            body.writeImmutableBuffer(part)
+            self.exchange!.responseSide = .invalidating(head, body, ended: ended)
         default:
             break
         }
@@ -490,11 +603,17 @@ struct ProxyStateMachine {
         self.exchange!.upstream = .done
         switch exchange.responseSide {
         case .buffering(let head, let body, let store):
-            let entry = CacheEntry(
-                status: Int(head.status.code), headers: ProxyResponses.storedHeaders(head), body: body, storedAt: now,
-                ttl: store.route.ttl.nanoseconds / 1_000_000)
-            self.exchange!.responseSide = .storing(head, body)
-            actions.append(.store(entry, store.key, request: exchange.id))
+            switch storeRequest(head, body, store, now: now) {
+            case .store(let request):
+                self.exchange!.responseSide = .storing(head, body)
+                actions.append(.store(request, request: exchange.id))
+            case .skip(let reason):
+                self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
+                respondBuffered(head, body, &actions)
+                return actions
+            }
+        case .invalidating(let head, let body, _):
+            self.exchange!.responseSide = .invalidating(head, body, ended: true)
         case .streaming:
             finishResponse(&actions)
         default:
@@ -523,7 +642,7 @@ struct ProxyStateMachine {
             }
             cancelUpstreamTimer(&actions)
             respondWithError(.badGateway, "the upstream closed the connection without answering", detail: "\(error)", &actions)
-        case .buffering:
+        case .buffering, .invalidating:
             cancelUpstreamTimer(&actions)
             respondWithError(.badGateway, "the upstream closed the connection mid-response", detail: "\(error)", &actions)
         case .streaming:
@@ -585,7 +704,9 @@ struct ProxyStateMachine {
                 respondWithError(
                     .gatewayTimeout, "the upstream did not answer within \(ProxyResponses.describe(settings.upstreamTimeout))",
                     detail: nil, &actions)
-            case (.read, _) where timer.activity || !clientWritable:
+            case (.read, _) where timer.activity || !clientWritable,
+                (.read, .invalidating):
+                // Active, or paused on purpose (a slow client, a purge in progress).
                 armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
             case (.read, .buffering):
                 actions.append(.closeUpstream)
@@ -617,12 +738,19 @@ struct ProxyStateMachine {
         }
         nextExchangeID += 1
         let hasBody = head.framing != .none && head.framing != .length(0)
+        if settings.purgeMethod, request.method == "PURGE" {
+            beginPurge(request, hasBody: hasBody, &actions)
+            return
+        }
         if request.expectsContinue, hasBody { actions.append(.sendContinue(request.version)) }
         switch settings.policy.decide(request) {
         case .bypass(let reason):
             exchange = Exchange(
                 id: nextExchangeID, request: request, keepAlive: request.keepAlive && !shutdownRequested, outcome: .bypass(reason),
                 route: nil, requestSide: .streaming, responseSide: .forwarding(store: nil))
+            if let rule = settings.policy.invalidationRule(for: request) {
+                exchange!.invalidation = InvalidationCapture(rule: rule, body: rule.readsBody ? ByteBuffer() : nil)
+            }
             startForwarding(body: nil, ended: false, store: nil, &actions)
         case .lookup(let route, let lookupMethod):
             exchange = Exchange(
@@ -651,6 +779,17 @@ struct ProxyStateMachine {
             self.exchange!.requestSide = .streaming
             startForwarding(body: body, ended: false, store: nil, &actions)
         case .streaming:
+            if var capture = exchange.invalidation, var captured = capture.body {
+                self.exchange!.invalidation = nil  // placeholder: `captured` stays uniquely referenced
+                if captured.readableBytes + part.readableBytes > capture.rule.maxBodyBytes {
+                    capture.body = nil
+                    capture.bodyTooLarge = true
+                } else {
+                    captured.writeImmutableBuffer(part)
+                    capture.body = captured
+                }
+                self.exchange!.invalidation = capture
+            }
             sendUpstream(.body(.byteBuffer(part)), bytes: part.readableBytes, &actions)
         case .ended, .discarding:
             break
@@ -663,10 +802,15 @@ struct ProxyStateMachine {
         switch exchange.requestSide {
         case .collecting(let body):
             guard case .awaitingBody(let route, let lookupMethod) = exchange.responseSide else { return }
-            let key = settings.policy.key(for: exchange.request, route: route, lookupMethod: lookupMethod, body: body)
-            self.exchange!.requestSide = .ended
-            self.exchange!.responseSide = .lookingUp(key, route, body: body)
-            actions.append(.lookup(key, request: exchange.id))
+            switch settings.policy.key(for: exchange.request, route: route, lookupMethod: lookupMethod, body: body) {
+            case .key(let key, let json):
+                self.exchange!.requestSide = .ended
+                self.exchange!.responseSide = .lookingUp(key, route, body: body, json: json)
+                actions.append(.lookup(key, request: exchange.id))
+            case .bypass(let reason):
+                self.exchange!.outcome = .bypass(reason)
+                startForwarding(body: body, ended: true, store: nil, &actions)
+            }
         case .streaming:
             self.exchange!.requestSide = .ended
             sendUpstream(.end(nil), bytes: 0, &actions)
@@ -676,6 +820,85 @@ struct ProxyStateMachine {
         case .ended:
             break
         }
+    }
+
+    /// `PURGE <url>` on the main listener (with `admin.purge_method`): the bearer token, then a
+    /// purge of every entry of that URL. Its body, if any, is read and dropped.
+    private mutating func beginPurge(_ request: ProxyRequest, hasBody: Bool, _ actions: inout [Action]) {
+        guard let token = settings.adminToken, AdminToken.matches(request.headers.first(name: "authorization"), token: token) else {
+            reject(
+                RequestRejection(.unauthorized, "PURGE needs Authorization: Bearer <admin token>"), version: request.version,
+                method: request.method, target: request.target, &actions)
+            return
+        }
+        exchange = Exchange(
+            id: nextExchangeID, request: request, keepAlive: request.keepAlive && !shutdownRequested, outcome: .purge(removed: nil),
+            route: nil, requestSide: hasBody ? .discarding : .ended, responseSide: .purging)
+        let soft = request.headers.first(name: "soft-purge").map { $0 == "1" || $0.lowercased() == "true" } ?? false
+        if hasBody {
+            armClientTimer(.body, after: settings.client.bodyTimeout, &actions)
+        } else {
+            cancelClientTimer(&actions)
+        }
+        actions.append(.purge(settings.policy.purgeSelector(url: request.target), soft: soft, request: nextExchangeID))
+    }
+
+    /// The tags a write's rule purges, filled from its request; a warning when the body was too
+    /// large to read the rule's body fields from.
+    private static func invalidationTags(_ capture: InvalidationCapture, request: ProxyRequest, _ actions: inout [Action]) -> [String] {
+        if capture.bodyTooLarge { actions.append(.warn(.invalidationBodyTooLarge(rule: capture.rule.name))) }
+        var values = TagValues(path: request.path, query: request.query, requestBody: capture.body)
+        var tags: [String] = []
+        values.render(capture.rule.purge, into: &tags)
+        return tags
+    }
+
+    /// Tags in an origin's tag header: separated by spaces or commas (`Surrogate-Key: a b`,
+    /// `Cache-Tag: a,b`).
+    static func originTags(_ values: [String]) -> [String] {
+        var tags: [String] = []
+        for value in values {
+            for tag in value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }) where tag.utf8.count <= TagTemplate.maxTagBytes
+            {
+                tags.append(String(tag))
+            }
+        }
+        return tags
+    }
+
+    /// Most tags one entry may carry; an entry with more is not stored (purging it would be slow
+    /// and its index large).
+    static let maxTagsPerEntry = 2000
+
+    private enum StorePlan {
+        case store(StoreRequest)
+        case skip(NotStoredReason)
+    }
+
+    /// The entry and its index data, or why it is not stored.
+    private func storeRequest(_ head: HTTPResponseHead, _ body: ByteBuffer, _ store: StoreTarget, now: Int64) -> StorePlan {
+        guard let exchange else { return .skip(.upstreamFailed) }
+        // A purge record outlives any fetch it must stop; past that, the fetch is too old to trust.
+        if now - store.lookedUpAt > CacheIndexScripts.purgeRecordLifetime - 60_000 { return .skip(.slowFetch) }
+        var tags = [store.route.name]
+        var values = TagValues(path: exchange.request.path, query: exchange.request.query, requestJSON: nil, responseBody: body)
+        if let json = store.requestJSON {
+            values = TagValues(path: exchange.request.path, query: exchange.request.query, requestJSON: json, responseBody: body)
+        } else if store.requestBody.readableBytes > 0 {
+            values = TagValues(
+                path: exchange.request.path, query: exchange.request.query, requestBody: store.requestBody, responseBody: body)
+        }
+        values.render(store.route.tags, into: &tags)
+        var seen = Set(tags)
+        for tag in exchange.originTags where seen.insert(tag).inserted { tags.append(tag) }
+        guard tags.count <= Self.maxTagsPerEntry else { return .skip(.tooManyTags) }
+        let entry = CacheEntry(
+            status: Int(head.status.code), headers: ProxyResponses.storedHeaders(head), body: body, storedAt: now,
+            ttl: store.route.ttl.nanoseconds / 1_000_000, tags: tags)
+        return .store(
+            StoreRequest(
+                entry: entry, key: store.key, generation: store.generation,
+                url: CacheIndexName.url(path: store.key.path[...], query: store.key.query), path: store.key.path))
     }
 
     // MARK: Forwarding
@@ -820,7 +1043,8 @@ struct ProxyStateMachine {
             .log(
                 RequestLog(
                     method: exchange.request.method, target: exchange.request.target, status: exchange.status ?? 200,
-                    outcome: exchange.outcome, route: exchange.route?.name, detail: exchange.errorDetail)))
+                    outcome: exchange.outcome, route: exchange.route?.name ?? exchange.invalidation?.rule.name,
+                    detail: exchange.errorDetail, purged: exchange.purged)))
         self.exchange!.responseSide = .sent
         if !exchange.keepAlive || inputFailed && queue.isEmpty {
             self.exchange = nil

@@ -17,7 +17,11 @@ import Testing
         guard let request = try? proxyRequest(method.rawValue, uri, headers: others, host: host),
             case .lookup(let route, let lookupMethod) = policy.decide(request)
         else { return nil }
-        return policy.key(for: request, route: route, lookupMethod: lookupMethod, body: ByteBuffer(string: body))
+        guard case .key(let key, _) = policy.key(for: request, route: route, lookupMethod: lookupMethod, body: ByteBuffer(string: body))
+        else {
+            return nil
+        }
+        return key
     }
 
     @Test func differentBodiesNeverShare() {
@@ -78,9 +82,9 @@ import Testing
     @Test func redisKeyIsPrefixVersionAndHex() {
         let k = CacheKey(method: "GET", host: "h", path: "/", query: [], bodyDigest: nil, vary: [])
         let redisKey = k.redisKey(prefix: "cache-proxy:")
-        #expect(redisKey.hasPrefix("cache-proxy:v1:"))
-        #expect(redisKey.count == "cache-proxy:v1:".count + 64)
-        #expect(redisKey.dropFirst("cache-proxy:v1:".count).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        #expect(redisKey.hasPrefix("cache-proxy:v2:"))
+        #expect(redisKey.count == "cache-proxy:v2:".count + 64)
+        #expect(redisKey.dropFirst("cache-proxy:v2:".count).allSatisfy { $0.isHexDigit && !$0.isUppercase })
     }
 }
 

@@ -164,7 +164,11 @@ import Testing
         guard let request = try? proxyRequest(keyed.method, target, headers: headers, host: keyed.host),
             case .lookup(let route, let method) = policy.decide(request)
         else { return nil }
-        return policy.key(for: request, route: route, lookupMethod: method, body: ByteBuffer(string: keyed.body)).digest
+        guard case .key(let key, _) = policy.key(for: request, route: route, lookupMethod: method, body: ByteBuffer(string: keyed.body))
+        else {
+            return nil
+        }
+        return key.digest
     }
 
     @Test func keysDifferExactlyWhenAKeyedPartDiffers() async {

@@ -32,7 +32,7 @@ import Testing
             // Redis keeps the key for the TTL too (PX), checked here directly.
             let redis = RedisClient(
                 configuration: .init(url: h.redis.url(), commandTimeout: .seconds(10)), eventLoopGroup: ProxyHarness.group)
-            let keys = try await redis.send(RedisCommand("KEYS", ["cache-proxy:v1:*"]))
+            let keys = try await redis.send(RedisCommand("KEYS", ["cache-proxy:v2:*"]))
             #expect(keys.array?.count == 1)
             let ttl = try await redis.send(RedisCommand("PTTL", [.bytes(keys.array![0].bytes!)])).integer ?? 0
             #expect(ttl > 25_000 && ttl <= 30_000)

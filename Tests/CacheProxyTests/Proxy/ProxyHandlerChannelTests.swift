@@ -16,13 +16,17 @@ private final class AlwaysHitStorage: CacheStorage {
         entry = CacheEntry(status: 200, headers: [("content-type", "text/plain")], body: ByteBuffer(string: body), storedAt: 0, ttl: 60_000)
     }
 
-    func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheLookup> {
+    func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheRead> {
         lookups.withLockedValue { $0.append(key) }
-        return eventLoop.makeSucceededFuture(.fresh(entry))
+        return eventLoop.makeSucceededFuture(CacheRead(.fresh(entry)))
     }
 
-    func store(_ entry: CacheEntry, under key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
-        eventLoop.makeSucceededVoidFuture()
+    func store(_ request: StoreRequest, on eventLoop: EventLoop) -> EventLoopFuture<StoreReply> {
+        eventLoop.makeSucceededFuture(.stored)
+    }
+
+    func purge(_ selector: PurgeSelector, soft: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Int> {
+        eventLoop.makeSucceededFuture(0)
     }
 
     func now() -> Int64 { 1000 }

@@ -57,7 +57,7 @@ import Testing
         #expect(describe(m.upstreamBody(ByteBuffer(string: "fresh"))) == [])
         #expect(describe(m.upstreamEnd(now: 5)) == ["cancelTimer upstream", "releaseUpstream", "store 1"])
         #expect(
-            describe(m.storeCompleted(request: 1, error: nil)) == [
+            describe(m.storeCompleted(request: 1, .success(.stored))) == [
                 "writeHead 200 MISS stored", "writeBody 5", "log GET /c 200 MISS", "writeEnd keep-alive", "setTimer client",
             ])
     }
@@ -71,7 +71,7 @@ import Testing
         _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
         _ = m.upstreamEnd(now: 5)
         #expect(
-            describe(m.storeCompleted(request: 1, error: RedisClientError.clientShutdown)) == [
+            describe(m.storeCompleted(request: 1, .failure(RedisClientError.clientShutdown))) == [
                 "warn redis-store", "writeHead 200 MISS store-failed", "log GET /c 200 MISS", "writeEnd keep-alive", "setTimer client",
             ])
     }
@@ -488,7 +488,8 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .setTimer(let slot, _, _): return "setTimer \(slot)"
         case .cancelTimer(let slot): return "cancelTimer \(slot)"
         case .lookup(_, let id): return "lookup \(id)"
-        case .store(_, _, let id): return "store \(id)"
+        case .store(_, let id): return "store \(id)"
+        case .purge(let selector, let soft, let id): return "purge \(selector)\(soft ? " soft" : "") \(id)"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):
             return "writeUpstream "
@@ -506,12 +507,15 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .setUpstreamReading(let reading): return "setUpstreamReading \(reading)"
         case .releaseUpstream: return "releaseUpstream"
         case .closeUpstream: return "closeUpstream"
-        case .log(let log): return "log \(log.method) \(log.target) \(log.status) \(log.outcome.name)"
+        case .log(let log):
+            return "log \(log.method) \(log.target) \(log.status) \(log.outcome.name)" + (log.purged.map { " purged=\($0)" } ?? "")
         case .warn(let warning):
             switch warning {
             case .redisLookupFailed: return "warn redis-lookup"
             case .corruptEntry: return "warn corrupt"
             case .redisStoreFailed: return "warn redis-store"
+            case .purgeFailed(_, let rule): return "warn purge-failed \(rule)"
+            case .invalidationBodyTooLarge(let rule): return "warn invalidation-body \(rule)"
             case .upstreamError(let status, _): return "warn upstream \(status)"
             case .requestRejected(let rejection): return "warn rejected \(rejection.reason.rawValue)"
             }
