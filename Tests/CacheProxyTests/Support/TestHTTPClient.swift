@@ -25,6 +25,8 @@ struct TestResponse: Sendable {
 struct TestHTTPClient: Sendable {
     let port: Int
     let group: EventLoopGroup
+    /// The `Host` header sent; default `127.0.0.1:<port>`.
+    var host: String? = nil
 
     func request(
         _ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: ByteBuffer? = nil,
@@ -40,7 +42,7 @@ struct TestHTTPClient: Sendable {
             }
             .connect(host: "127.0.0.1", port: port).get()
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
-        head.headers.add(name: "host", value: "127.0.0.1:\(port)")
+        head.headers.add(name: "host", value: host ?? "127.0.0.1:\(port)")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         if let body {
             head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
