@@ -4,7 +4,7 @@ CONFIG ?= config/flask-api.yaml
 FLASK_DIR := examples/flask-api
 VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release run bench bench-redis bench-redis-mixed loadtest flask-venv clean
+.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -57,6 +57,12 @@ bench-redis: deps
 bench-redis-mixed: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
 	.build/release/cache-proxy-bench redis-mixed --set-size 8388608 --seconds 3
+
+## Purge latency (a tag on 1 and on 10,000 entries) and the tag index's memory after a
+## million stores with a 1 s TTL.
+bench-invalidation: deps
+	$(SWIFT) build -c release --product cache-proxy-bench
+	.build/release/cache-proxy-bench invalidation
 
 clean:
 	rm -rf .build $(VENV)

@@ -19,9 +19,9 @@
 /// fetch began before a purge is never stored after it.
 ///
 /// Bounds: every store trims its indexes' expired members and sets each index to expire with
-/// its newest member, and removes up to 64 expired members of `paths`/`expiry`; so an index
-/// holds at most the live entries plus those expired since its last store, and disappears
-/// with its last entry.
+/// its newest member, and removes up to 64 expired members of `paths`/`expiry` (which also
+/// expire with their newest member); so an index holds at most the live entries plus those
+/// expired since its last store, and disappears with its last entry.
 enum CacheIndexScripts {
     /// How long purge records are kept; a fetch that takes longer is not stored.
     static let purgeRecordLifetime: Int64 = 15 * 60 * 1000
@@ -48,6 +48,10 @@ enum CacheIndexScripts {
         local member = ARGV[6] .. ' ' .. digest
         redis.call('ZADD', p .. 'paths', 0, member)
         redis.call('ZADD', p .. 'expiry', expiry, member)
+        if redis.call('PTTL', p .. 'expiry') < life then
+          redis.call('PEXPIRE', p .. 'expiry', life)
+          redis.call('PEXPIRE', p .. 'paths', life)
+        end
         local old = redis.call('ZRANGEBYSCORE', p .. 'expiry', '-inf', now, 'LIMIT', 0, 64)
         if #old > 0 then
           redis.call('ZREM', p .. 'expiry', unpack(old))

@@ -7,7 +7,7 @@
 ///   everything else, `/` and non-ASCII included, as literal UTF-8 (§3.2.2.2).
 /// - Numbers in ECMAScript `Number.prototype.toString` form (§3.2.2.3): see ``numberText(_:)``.
 ///
-/// Serialization recurses once per nesting level; values from ``JSONValue/parse(_:maxDepth:)-(ByteBuffer,_)``
+/// Serialization recurses once per nesting level; values from `JSONValue.parse(_:maxDepth:)`
 /// are bounded by its `maxDepth`.
 public enum CanonicalJSON {
     /// The canonical UTF-8 bytes of `value`.

@@ -11,7 +11,7 @@ public enum JSONValue: Sendable, Hashable {
     case null
     /// `true` or `false`.
     case bool(Bool)
-    /// A number. Always finite when it comes from ``parse(_:maxDepth:)-(ByteBuffer,_)``.
+    /// A number. Always finite when it comes from `parse(_:maxDepth:)`.
     case number(Double)
     /// A string, unescaped.
     case string(String)
@@ -101,6 +101,7 @@ extension JSONValue {
     /// - Parameters:
     ///   - bytes: The readable bytes of the buffer; the reader index does not move.
     ///   - maxDepth: Most arrays/objects open at once; default 64. A scalar is depth 0, `[]` is 1.
+    ///     Keep it modest: comparing, serializing and freeing a value recurse once per level.
     /// - Throws: ``JSONParseError`` saying where and why.
     public static func parse(_ bytes: ByteBuffer, maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
         try bytes.withUnsafeReadableBytes { raw in
@@ -110,7 +111,7 @@ extension JSONValue {
 
     /// Parses exactly one JSON text from any collection of bytes (`[UInt8]`, `String.UTF8View`, …).
     ///
-    /// Same rules as ``parse(_:maxDepth:)-(ByteBuffer,_)``; a non-contiguous collection is copied first.
+    /// Same rules as `parse(_:maxDepth:)`; a non-contiguous collection is copied first.
     /// - Parameters:
     ///   - bytes: The JSON text.
     ///   - maxDepth: Most arrays/objects open at once; default 64.
@@ -388,11 +389,11 @@ private struct JSONParser {
 
     /// The four hex digits at `position`, as a UTF-16 code unit.
     private func hex4(at position: Int) throws(JSONParseError) -> UInt32 {
-        guard position + 4 <= bytes.count else {
-            throw JSONParseError(.unexpectedEnd, at: bytes.count, "the input ends inside a \\u escape")
-        }
         var unit: UInt32 = 0
         for offset in position..<position + 4 {
+            guard offset < bytes.count else {
+                throw JSONParseError(.unexpectedEnd, at: bytes.count, "the input ends inside a \\u escape")
+            }
             let byte = bytes[offset]
             let digit: UInt8
             switch byte {
@@ -509,6 +510,12 @@ private struct JSONParser {
         }
         guard value.isFinite else {
             throw JSONParseError(.numberOutOfRange, at: start, "the number is too large for a double")
+        }
+        // An integer literal from 2^53 on may not be exact in a Double: two different ids (which
+        // an API reading exact integers tells apart, 2^53 and 2^53 + 1) would canonicalize alike
+        // and share a cache entry. Refused, so such a body is forwarded uncached.
+        if integerEnd == index, value.magnitude >= 9_007_199_254_740_992 {
+            throw JSONParseError(.numberOutOfRange, at: start, "the integer \(text) is beyond 2^53 and not exact in a double")
         }
         return value
     }
