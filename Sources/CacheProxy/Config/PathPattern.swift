@@ -48,6 +48,11 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     /// How many segments the pattern fixes (a trailing slash counts as an empty last one).
     public var segmentCount: Int { segments.count }
 
+    /// How many segments a matching path surely has (a trailing slash's empty one not counted).
+    public var namedSegmentCount: Int {
+        segments.count - (segments.last == .literal("") ? 1 : 0)
+    }
+
     /// Whether a matching path can have a non-empty segment `number` (from 1).
     public func mayHaveSegment(_ number: Int) -> Bool {
         if matchesRest { return true }

@@ -231,8 +231,12 @@ private struct ConfigReader {
         return token
     }
 
+    /// `localhost`, `::1` or a dotted IPv4 address in 127.0.0.0/8 (not a name like `127.example.com`).
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { part in part.count <= 3 && !part.isEmpty && part.allSatisfy(\.isASCII) && UInt8(part) != nil }
     }
 
     func tagTemplates(_ node: Node, _ key: String) throws(ConfigError) -> [TagTemplate] {
@@ -277,7 +281,7 @@ private struct ConfigReader {
     ) throws(ConfigError) {
         if case .path(let number) = source, !path.mayHaveSegment(number) {
             throw fail(
-                node, key, "tag \"\(template)\": {path.\(number)} does not exist in \(path) (it has \(path.segmentCount) segments)")
+                node, key, "tag \"\(template)\": {path.\(number)} does not exist in \(path) (segments: 1 to \(path.namedSegmentCount))")
         }
     }
 

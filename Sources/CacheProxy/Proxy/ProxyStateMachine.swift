@@ -1055,11 +1055,11 @@ struct ProxyStateMachine {
         }
         actions.append(.writeEnd(close: false))
         switch exchange.requestSide {
-        case .collecting, .streaming:
+        case .collecting, .streaming, .discarding:
             // Answered before the client finished sending: read the rest and drop it (it must be
             // consumed before the next request is read), within the body timeout.
             self.exchange!.requestSide = .discarding
-        case .ended, .discarding:
+        case .ended:
             completeExchange(&actions)
         }
     }
