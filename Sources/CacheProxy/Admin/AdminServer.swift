@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,11 +16,13 @@ import NIOPosix
 /// ```
 ///
 /// Every request needs `Authorization: Bearer <admin.token>` when a token is configured (the
-/// config refuses a non-loopback listener without one). Bodies are limited to 64 KiB and one
-/// request's read to 10 s.
+/// config refuses a non-loopback listener without one). Bounds: 64 KiB per body, 64
+/// connections at once (more are closed at once), and a connection that sends nothing for
+/// 10 s, or takes longer to send a request, is closed.
 final class AdminServer: Sendable {
     static let maxBodyBytes = 64 << 10
-    static let readTimeout = TimeAmount.seconds(10)
+    static let idleTimeout = TimeAmount.seconds(10)
+    static let maxConnections = 64
 
     private let settings: AdminSettings
     private let storage: any CacheStorage
@@ -37,10 +40,18 @@ final class AdminServer: Sendable {
     func start(group: EventLoopGroup) async throws -> Channel {
         guard let listen = settings.listen else { preconditionFailure("the admin listener is off") }
         let api = AdminAPI(token: settings.token, storage: storage, policy: policy, logger: logger)
+        let open = NIOLockedValueBox(0)
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let admitted = open.withLockedValue { count in
+                    guard count < Self.maxConnections else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(api: api))
                 }
@@ -169,14 +180,27 @@ final class AdminHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.api = api
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        armTimeout(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+    }
+
+    /// Closes the connection unless a whole request arrives within the idle timeout.
+    private func armTimeout(_ context: ChannelHandlerContext) {
+        timeout?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: AdminServer.idleTimeout) { loopBound.value.close(promise: nil) }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
             body.clear()
             tooLarge = false
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            timeout = context.eventLoop.scheduleTask(in: AdminServer.readTimeout) { loopBound.value.close(promise: nil) }
         case .body(var part):
             if body.readableBytes + part.readableBytes > AdminServer.maxBodyBytes {
                 tooLarge = true
@@ -212,5 +236,6 @@ final class AdminHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { loopBound.value.close(promise: nil) }
         }
+        if keepAlive { armTimeout(context) }
     }
 }

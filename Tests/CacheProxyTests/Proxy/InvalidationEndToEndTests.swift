@@ -416,10 +416,51 @@ extension TestHTTPClient {
             #expect(await edits.latestVersion == 26)
         }
     }
+    /// The same with the admin API: readers on A, purges on B. A read that starts after a purge
+    /// returned must come from an origin fetch made after that purge began.
+    @Test func noEntryIsServedAfterItsAdminPurgeReturned() async throws {
+        try await withSharedCache { h in
+            let a = h.clients[0]
+            let purges = Edits(latestVersion: 0)  // the origin's count when the last returned purge began
+            let stop = Date().addingTimeInterval(15)
+            try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var violations: [String] = []
+                        while await !purges.finished, Date() < stop {
+                            let floor = await purges.latestVersion
+                            let response = try await a.get("/tagged/hot?keys=hot")
+                            let count = response.json["count"] as? Int ?? -1
+                            if count <= floor { violations.append("served fetch #\(count) after a purge that began at #\(floor)") }
+                        }
+                        return violations
+                    }
+                }
+                group.addTask {
+                    for _ in 0..<30 {
+                        try await Task.sleep(for: .milliseconds(15))
+                        let before = h.origin.count("/tagged/hot")
+                        let reply = try await h.purge(#"{"tags": ["hot"]}"#, on: 1)
+                        guard reply.status == .ok else { return ["purge answered \(reply.status)"] }
+                        await purges.returned(version: before)
+                    }
+                    await purges.finish()
+                    return []
+                }
+                var violations: [String] = []
+                for try await found in group { violations += found }
+                let count = violations.count
+                #expect(count == 0, "\(Array(violations.prefix(5)))")
+            }
+            #expect(h.origin.count("/tagged/hot") > 30)  // the purges did force refetches
+        }
+    }
+
 }
 
 private actor Edits {
-    var latestVersion = 1
+    var latestVersion: Int
+    init(latestVersion: Int = 1) { self.latestVersion = latestVersion }
     var finished = false
     func returned(version: Int) { latestVersion = max(latestVersion, version) }
     func finish() { finished = true }
