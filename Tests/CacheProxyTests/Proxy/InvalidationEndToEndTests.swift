@@ -315,6 +315,17 @@ extension TestHTTPClient {
         }
     }
 
+    /// Scripts run with EVALSHA; after a Redis restart or `SCRIPT FLUSH` they are sent again.
+    @Test func scriptsSurviveAScriptFlush() async throws {
+        try await withSharedCache { h in
+            #expect(try await h.clients[0].get("/tagged/a?keys=k").cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            _ = try await h.redis("SCRIPT", "FLUSH")
+            #expect(try await h.clients[0].get("/tagged/b?keys=k").cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            _ = try await h.redis("SCRIPT", "FLUSH")
+            #expect(try await h.purge(#"{"tags": ["k"]}"#).json["purged"] as? Int == 2)
+        }
+    }
+
     @Test func canonicalJSONBodiesShareEntries() async throws {
         try await withSharedCache { h in
             let a = h.clients[0]
