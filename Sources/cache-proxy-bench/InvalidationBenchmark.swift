@@ -53,7 +53,7 @@ struct InvalidationBenchmark: AsyncParsableCommand {
         _ = try await client.send(RedisCommand("FLUSHALL"))
 
         let before = try await usedMemory(client)
-        print("\n\(stores) stores, TTL \(ttl) ms, tags per entry: the route (shared by all), one of 10,000 users, and the URL")
+        print("\n\(stores) stores, TTL \(ttl) ms, tags per entry: the route (shared by all) and one of 10,000 users")
         let started = Date()
         try await storeMany(storage, count: stores, on: loop) { index in
             Self.request(path: "/users/\(index)", tags: ["users", "user:\(index % 10_000)"], ttl: self.ttl)
@@ -78,7 +78,7 @@ struct InvalidationBenchmark: AsyncParsableCommand {
         let entry = CacheEntry(
             status: 200, headers: [("content-type", "application/json")], body: ByteBuffer(repeating: UInt8(ascii: "x"), count: 200),
             storedAt: RedisCacheStorage.systemClock(), ttl: ttl, tags: tags)
-        return StoreRequest(entry: entry, key: key, generation: Int64.max / 2, url: path, path: path)
+        return StoreRequest(entry: entry, key: key, generation: Int64.max / 2, url: path)
     }
 
     func storeMany(_ storage: RedisCacheStorage, count: Int, on loop: EventLoop, _ make: @escaping @Sendable (Int) -> StoreRequest)
@@ -110,14 +110,13 @@ struct InvalidationBenchmark: AsyncParsableCommand {
         let keys = try await client.send(RedisCommand("DBSIZE")).integer ?? -1
         let entries = try await client.send(RedisCommand("EVAL", ["return #redis.call('KEYS', 'bench:v2:*')", "0"])).integer ?? -1
         let shared = try await client.send(RedisCommand("ZCARD", ["bench:i:t:users"])).integer ?? -1
-        let paths = try await client.send(RedisCommand("ZCARD", ["bench:paths"])).integer ?? -1
+        let urls = try await client.send(RedisCommand("ZCARD", ["bench:urls"])).integer ?? -1
         let userIndexes =
             try await client.send(RedisCommand("EVAL", ["return #redis.call('KEYS', 'bench:i:t:user:*')", "0"])).integer ?? -1
-        let urlIndexes = try await client.send(RedisCommand("EVAL", ["return #redis.call('KEYS', 'bench:i:u:*')", "0"])).integer ?? -1
         print("\(label):")
         print(
             "  used_memory \(String(format: "%.1f", Double(used - baseline) / 1_048_576)) MiB above empty; keys \(keys): entries \(entries), "
-                + "user-tag indexes \(userIndexes), URL indexes \(urlIndexes); members: shared tag \(shared), paths \(paths)")
+                + "user-tag indexes \(userIndexes); members: shared tag \(shared), urls \(urls)")
     }
 
     func percentile(_ sorted: [Double], _ p: Double) -> Double {

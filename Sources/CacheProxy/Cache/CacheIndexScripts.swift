@@ -7,62 +7,62 @@
 /// |------------------|------------|---------------------------------------------------------------------|
 /// | `P v2:<digest>`  | string     | an entry (``CacheEntryCodec``), expiring after TTL + grace           |
 /// | `P i:t:<tag>`    | sorted set | digests of the entries with that tag, scored by expiry (ms)         |
-/// | `P i:u:<url>`    | sorted set | digests of the entries of that URL (path and normalized query)      |
-/// | `P paths`        | sorted set | `<path> <digest>` for every entry, all score 0 (prefix purges, by lex range) |
-/// | `P expiry`       | sorted set | the same members scored by expiry, to clean `paths`                 |
+/// | `P urls`         | sorted set | `<url> <digest>` for every entry, all score 0: URL and prefix purges by lex range (a URL has no spaces, see ``CacheIndexName/url(path:query:)``) |
+/// | `P expiry`       | sorted set | the same members scored by expiry, to clean `urls`                  |
 /// | `P seq`          | integer    | the purge generation: incremented by every purge                    |
-/// | `P p:<index>`    | integer    | the generation of that index's last purge (kept for ``CacheIndexScripts/purgeRecordLifetime``) |
+/// | `P p:t:<tag>`    | integer    | the generation of that tag's last purge (kept for ``CacheIndexScripts/purgeRecordLifetime``) |
+/// | `P p:u:<url>`    | integer    | the generation of that URL's last purge (same)                      |
 /// | `P p-all`        | integer    | the generation of the last prefix purge                             |
 ///
 /// A lookup reads `P seq` with the entry (one `MGET`); a store passes that generation and is
-/// refused when any of its indexes (or a prefix purge) has been purged since: a response whose
+/// refused when any of its tags, its URL, or a prefix has been purged since: a response whose
 /// fetch began before a purge is never stored after it.
 ///
-/// Bounds: every store trims its indexes' expired members and sets each index to expire with
-/// its newest member, and removes up to 64 expired members of `paths`/`expiry` (which also
-/// expire with their newest member); so an index holds at most the live entries plus those
-/// expired since its last store, and disappears with its last entry.
+/// Bounds: every store trims its tags' expired members and sets each tag's set to expire with
+/// its newest member, and removes up to 64 expired members of `urls`/`expiry` (which also expire
+/// with their newest member); so an index holds at most the live entries plus those expired
+/// since its last store, and disappears with its last entry. Expiry scores use the storing
+/// proxy's clock (skew between proxies only moves the clean-up, never a purge).
 enum CacheIndexScripts {
     /// How long purge records are kept; a fetch that takes longer is not stored.
     static let purgeRecordLifetime: Int64 = 15 * 60 * 1000
 
-    /// ARGV: prefix, digest, value, lifetime ms, generation, path, index names…
+    /// ARGV: prefix, digest, value, lifetime ms, generation, url, now ms, tag index names (`t:…`)…
     /// Returns 1 when stored, 0 when refused (purged since the generation).
     static let store = RedisScript(
         """
-        local p, digest, life, gen = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+        local p, digest, life, gen, url, now = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
         if tonumber(redis.call('GET', p .. 'p-all') or '0') > gen then return 0 end
-        for i = 7, #ARGV do
+        if tonumber(redis.call('GET', p .. 'p:u:' .. url) or '0') > gen then return 0 end
+        for i = 8, #ARGV do
           if tonumber(redis.call('GET', p .. 'p:' .. ARGV[i]) or '0') > gen then return 0 end
         end
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local expiry = now + life
         redis.call('SET', p .. 'v2:' .. digest, ARGV[3], 'PX', life)
-        for i = 7, #ARGV do
+        for i = 8, #ARGV do
           local k = p .. 'i:' .. ARGV[i]
           redis.call('ZADD', k, expiry, digest)
           redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
           if redis.call('PTTL', k) < life then redis.call('PEXPIRE', k, life) end
         end
-        local member = ARGV[6] .. ' ' .. digest
-        redis.call('ZADD', p .. 'paths', 0, member)
+        local member = url .. ' ' .. digest
+        redis.call('ZADD', p .. 'urls', 0, member)
         redis.call('ZADD', p .. 'expiry', expiry, member)
         if redis.call('PTTL', p .. 'expiry') < life then
           redis.call('PEXPIRE', p .. 'expiry', life)
-          redis.call('PEXPIRE', p .. 'paths', life)
+          redis.call('PEXPIRE', p .. 'urls', life)
         end
         local old = redis.call('ZRANGEBYSCORE', p .. 'expiry', '-inf', now, 'LIMIT', 0, 64)
         if #old > 0 then
           redis.call('ZREM', p .. 'expiry', unpack(old))
-          redis.call('ZREM', p .. 'paths', unpack(old))
+          redis.call('ZREM', p .. 'urls', unpack(old))
         end
         return 1
         """)
 
-    /// ARGV: prefix, soft (1/0), record lifetime ms, index names…
+    /// ARGV: prefix, soft (1/0), record lifetime ms, tag index names (`t:…`)…
     /// Returns how many entries were removed (or marked stale).
-    static let purgeIndexes = RedisScript(
+    static let purgeTags = RedisScript(
         """
         local p, soft, rttl = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
         local gen = redis.call('INCR', p .. 'seq')
@@ -89,16 +89,23 @@ enum CacheIndexScripts {
         return n
         """)
 
-    /// ARGV: prefix, soft (1/0), record lifetime ms, path prefix.
+    /// ARGV: prefix, soft (1/0), record lifetime ms, url or path prefix, exact (1: the URL's
+    /// entries only; 0: every URL that starts with it).
     /// Returns how many entries were removed (or marked stale).
-    static let purgePrefix = RedisScript(
+    static let purgeURLs = RedisScript(
         """
-        local p, soft, rttl, prefix = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4]
+        local p, soft, rttl, text, exact = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4], ARGV[5] == '1'
         local gen = redis.call('INCR', p .. 'seq')
-        redis.call('SET', p .. 'p-all', gen, 'PX', rttl)
-        local members = redis.call('ZRANGEBYLEX', p .. 'paths', '[' .. prefix, '[' .. prefix .. '\\255')
+        local low, high
+        if exact then
+          redis.call('SET', p .. 'p:u:' .. text, gen, 'PX', rttl)
+          low, high = '[' .. text .. ' ', '[' .. text .. ' \\255'
+        else
+          redis.call('SET', p .. 'p-all', gen, 'PX', rttl)
+          low, high = '[' .. text, '[' .. text .. '\\255'
+        end
         local n = 0
-        for _, member in ipairs(members) do
+        for _, member in ipairs(redis.call('ZRANGEBYLEX', p .. 'urls', low, high)) do
           local e = p .. 'v2:' .. string.sub(member, -64)
           if soft then
             if redis.call('EXISTS', e) == 1 then
@@ -107,7 +114,7 @@ enum CacheIndexScripts {
             end
           else
             n = n + redis.call('DEL', e)
-            redis.call('ZREM', p .. 'paths', member)
+            redis.call('ZREM', p .. 'urls', member)
             redis.call('ZREM', p .. 'expiry', member)
           end
         end

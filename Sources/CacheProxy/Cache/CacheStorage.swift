@@ -43,15 +43,11 @@ public struct StoreRequest: Sendable {
     public var generation: Int64
     /// The URL index name: the path and normalized query (see ``CacheIndexName/url(path:query:)``).
     public var url: String
-    /// The request path, for prefix purges.
-    public var path: String
-
-    public init(entry: CacheEntry, key: CacheKey, generation: Int64, url: String, path: String) {
+    public init(entry: CacheEntry, key: CacheKey, generation: Int64, url: String) {
         self.entry = entry
         self.key = key
         self.generation = generation
         self.url = url
-        self.path = path
     }
 }
 
@@ -86,15 +82,35 @@ public enum CacheIndexName {
     /// A tag's index.
     static func tag(_ tag: String) -> String { "t:" + tag }
 
-    /// The URL index name of a request: its path, and its query normalized as the route keys it.
+    /// The URL index name of a request: its path, then `?` and its query normalized as the route
+    /// keys it, each name and value percent-encoded (all but `A-Z a-z 0-9 - . _ ~`), so the
+    /// name has no spaces and `?a=1&b=2` and `?b=2&a=%31` give the same name.
     public static func url(path: Substring, query: [QueryString.Parameter]) -> String {
         guard !query.isEmpty else { return String(path) }
-        var text = String(path) + "?"
+        var bytes = Array(path.utf8)
+        bytes.append(UInt8(ascii: "?"))
         for (index, parameter) in query.enumerated() {
-            if index > 0 { text += "&" }
-            text += String(decoding: parameter.name, as: UTF8.self) + "=" + String(decoding: parameter.value, as: UTF8.self)
+            if index > 0 { bytes.append(UInt8(ascii: "&")) }
+            percentEncode(parameter.name, into: &bytes)
+            bytes.append(UInt8(ascii: "="))
+            percentEncode(parameter.value, into: &bytes)
         }
-        return text
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func percentEncode(_ input: [UInt8], into output: inout [UInt8]) {
+        let hex: StaticString = "0123456789ABCDEF"
+        for byte in input {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                output.append(byte)
+            default:
+                output.append(UInt8(ascii: "%"))
+                output.append(hex.utf8Start[Int(byte >> 4)])
+                output.append(hex.utf8Start[Int(byte & 0x0f)])
+            }
+        }
     }
 }
 

@@ -92,10 +92,9 @@ public struct RedisCacheStorage: CacheStorage {
         let lifetime = max(1, entry.ttl + entry.grace)
         var arguments: [RedisArgument] = [
             .string(keyPrefix), .string(request.key.digest), .bytes(CacheEntryCodec.encode(entry)), .integer(lifetime),
-            .integer(request.generation), .string(request.path),
+            .integer(request.generation), .string(request.url), .integer(clock()),
         ]
-        arguments.reserveCapacity(arguments.count + entry.tags.count + 1)
-        arguments.append(.string("u:" + request.url))
+        arguments.reserveCapacity(arguments.count + entry.tags.count)
         for tag in entry.tags { arguments.append(.string(CacheIndexName.tag(tag))) }
         return stores.run(CacheIndexScripts.store, arguments: arguments, on: eventLoop, timeout: timeout).flatMapThrowing { reply in
             switch reply {
@@ -112,14 +111,14 @@ public struct RedisCacheStorage: CacheStorage {
         switch selector {
         case .tags(let tags):
             guard !tags.isEmpty else { return eventLoop.makeSucceededFuture(0) }
-            script = CacheIndexScripts.purgeIndexes
+            script = CacheIndexScripts.purgeTags
             arguments += tags.map { .string(CacheIndexName.tag($0)) }
         case .url(let url):
-            script = CacheIndexScripts.purgeIndexes
-            arguments.append(.string("u:" + url))
+            script = CacheIndexScripts.purgeURLs
+            arguments += [.string(url), "1"]
         case .prefix(let prefix):
-            script = CacheIndexScripts.purgePrefix
-            arguments.append(.string(prefix))
+            script = CacheIndexScripts.purgeURLs
+            arguments += [.string(prefix), "0"]
         }
         return stores.run(script, arguments: arguments, on: eventLoop, timeout: purgeTimeout).flatMapThrowing { reply in
             guard case .integer(let count) = reply else { throw RedisClientError.unexpectedReply(to: "purge script", reply) }

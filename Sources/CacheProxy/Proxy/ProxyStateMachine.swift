@@ -898,7 +898,7 @@ struct ProxyStateMachine {
         return .store(
             StoreRequest(
                 entry: entry, key: store.key, generation: store.generation,
-                url: CacheIndexName.url(path: store.key.path[...], query: store.key.query), path: store.key.path))
+                url: CacheIndexName.url(path: store.key.path[...], query: store.key.query)))
     }
 
     // MARK: Forwarding

@@ -246,3 +246,20 @@ import Testing
         #expect(try Self.render("{body.s}", body: #"{"s": ""}"#) == [])
     }
 }
+
+@Suite struct CacheIndexNameTests {
+    /// URL names go into a lexically sorted set with a space before the digest: they must not
+    /// contain spaces, and equal queries must give equal names.
+    @Test func urlNamesAreNormalizedAndHaveNoSpaces() {
+        func name(_ target: String) -> String {
+            let parts = target.split(separator: "?", maxSplits: 1)
+            return CacheIndexName.url(path: parts[0], query: QueryString.normalized(parts.count > 1 ? parts[1] : "", keeping: .all))
+        }
+        #expect(name("/a") == "/a")
+        #expect(name("/a?b=2&a=1") == "/a?a=1&b=2")
+        #expect(name("/a?a=%31&b=2") == name("/a?b=2&a=1"))
+        #expect(name("/a?q=x+y&r=%20%0A") == "/a?q=x%20y&r=%20%0A")
+        #expect(name("/a?é=ü") == "/a?%C3%A9=%C3%BC")
+        #expect(!name("/a?q=a b c").contains(" "))
+    }
+}

@@ -366,18 +366,18 @@ extension TestHTTPClient {
             }
             if Date().timeIntervalSince(started) < 1.5 {  // none expired yet (a loaded machine may be slower)
                 #expect(try await h.redis("ZCARD", "cache-proxy:i:t:common").integer == 50)
-                #expect(try await h.redis("ZCARD", "cache-proxy:paths").integer == 50)
+                #expect(try await h.redis("ZCARD", "cache-proxy:urls").integer == 50)
             }
             try await Task.sleep(for: .milliseconds(2200))
             _ = try await h.clients[0].get("/tagged/last?keys=common")
-            // The store trimmed the tag's expired members, and (up to 64) expired paths.
+            // The store trimmed the tag's expired members, and (up to 64) expired URLs.
             #expect(try await h.redis("ZCARD", "cache-proxy:i:t:common").integer == 1)
-            #expect(try await h.redis("ZCARD", "cache-proxy:paths").integer == 1)
+            #expect(try await h.redis("ZCARD", "cache-proxy:urls").integer == 1)
             let ttl = try await h.redis("PTTL", "cache-proxy:i:t:common").integer ?? -1
             #expect(ttl > 0 && ttl <= 2000)
             // And every index goes with its last entry.
             try await Task.sleep(for: .milliseconds(2200))
-            for key in ["i:t:common", "i:t:tagged", "paths", "expiry"] {
+            for key in ["i:t:common", "i:t:tagged", "urls", "expiry"] {
                 #expect(try await h.redis("EXISTS", .string("cache-proxy:" + key)).integer == 0, "\(key)")
             }
         }

@@ -342,7 +342,6 @@ import Testing
         #expect(String(buffer: store.entry.body) == body)
         #expect(store.generation == 9)
         #expect(store.url == "/users/7?x=1")
-        #expect(store.path == "/users/7")
         let answer = m.storeCompleted(request: 1, .success(.stored))
         #expect(
             describe(answer) == [
