@@ -67,6 +67,11 @@ cache-proxy on $base, in front of $upstream. Paste these (each twice: MISS, then
   curl -si -X POST -H 'Content-Type: application/json' -d '{"nick_name": "user0001"}' $base/user/show_one_user/ | grep -i -E '^(x-cache|cache-status)|nick_name'
   curl -si -X GET -H 'Content-Type: application/json' -d '{"nick_name": "user0002"}' $base/order/list_per_users/ | grep -i -E '^(x-cache|cache-status)'
 
+A write purges what it changes before it answers; the next read is a MISS with the new data:
+
+  curl -s -X PUT -H 'Content-Type: application/json' -d '{"nick_name": "user0001", "name": "New Name"}' $base/user/edit_user/
+  curl -si -X POST -H 'Content-Type: application/json' -d '{"nick_name": "user0001"}' $base/user/show_one_user/ | grep -i -E '^(x-cache|cache-status)|name'
+
 Ctrl-C stops everything started here. Logs: $run_dir/.
 
 EOT
