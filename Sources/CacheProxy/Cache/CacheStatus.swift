@@ -53,6 +53,17 @@ public enum NotStoredReason: String, Sendable, Hashable {
     case tooManyTags = "too-many-tags"
 }
 
+/// Why an entry past its TTL was served.
+public enum StaleReason: Sendable, Hashable {
+    /// Inside the route's `stale_while_revalidate` window: served at once while one background
+    /// fetch replaces it.
+    case revalidating
+    /// Inside `stale_if_error`: the origin answered with this status (one of `stale_if_error_statuses`).
+    case originStatus(Int)
+    /// Inside `stale_if_error`: the origin refused, timed out or closed early.
+    case originDown
+}
+
 /// What happened to a forwarded response that could have been stored.
 public enum StoreResult: Sendable, Hashable {
     /// Not decided yet (the response has not arrived, or is being stored).
@@ -66,6 +77,8 @@ public enum StoreResult: Sendable, Hashable {
 public enum CacheOutcome: Sendable, Hashable {
     /// Served from the cache; `ttl` is the remaining freshness in seconds. `X-Cache: HIT`.
     case hit(ttl: Int)
+    /// Served from the cache past its TTL (or soft-purged). `X-Cache: STALE`.
+    case stale(StaleReason)
     /// Looked up, nothing usable found, forwarded. `X-Cache: MISS`.
     case miss(StoreResult)
     /// Looked up, found past its TTL, forwarded. `X-Cache: MISS` (as caches say for a refetch),
@@ -83,6 +96,7 @@ public enum CacheOutcome: Sendable, Hashable {
     public var xCache: String {
         switch self {
         case .hit: return "HIT"
+        case .stale: return "STALE"
         case .miss, .expired: return "MISS"
         case .bypass: return "BYPASS"
         case .rejected: return "REJECTED"
@@ -90,7 +104,7 @@ public enum CacheOutcome: Sendable, Hashable {
         }
     }
 
-    /// The outcome's name in the log: `HIT`, `MISS`, `EXPIRED`, `BYPASS`, `REJECTED` or `PURGE`.
+    /// The outcome's name in the log: `HIT`, `STALE`, `MISS`, `EXPIRED`, `BYPASS`, `REJECTED` or `PURGE`.
     public var name: String {
         if case .expired = self { return "EXPIRED" }
         return xCache
@@ -101,6 +115,12 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .hit(let ttl):
             return "cache-proxy; hit; ttl=\(ttl)"
+        case .stale(.revalidating):
+            return "cache-proxy; hit; fwd=stale; detail=revalidating"
+        case .stale(.originStatus(let status)):
+            return "cache-proxy; hit; fwd=stale; fwd-status=\(status)"
+        case .stale(.originDown):
+            return "cache-proxy; hit; fwd=stale; detail=origin-down"
         case .miss(let result):
             return "cache-proxy; fwd=uri-miss" + Self.render(result)
         case .expired(let result):
@@ -118,7 +138,7 @@ public enum CacheOutcome: Sendable, Hashable {
     var storeResult: StoreResult? {
         switch self {
         case .miss(let result), .expired(let result): return result
-        case .hit, .bypass, .rejected, .purge: return nil
+        case .hit, .stale, .bypass, .rejected, .purge: return nil
         }
     }
 
@@ -127,7 +147,7 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .miss: return .miss(result)
         case .expired: return .expired(result)
-        case .hit, .bypass, .rejected, .purge: return self
+        case .hit, .stale, .bypass, .rejected, .purge: return self
         }
     }
 

@@ -437,13 +437,36 @@ private struct ConfigReader {
     }
 
     func routeDefaults(_ node: Node) throws(ConfigError) -> RouteDefaults {
-        let fields = try mapping(node, "defaults", allowed: ["ttl", "max_body_bytes", "statuses", "bypass_headers"])
+        let fields = try mapping(
+            node, "defaults",
+            allowed: [
+                "ttl", "max_body_bytes", "statuses", "bypass_headers", "stale_while_revalidate", "stale_if_error",
+                "stale_if_error_statuses",
+            ])
         var defaults = RouteDefaults()
+        defaults.stale = try staleSettings(fields, "defaults", inheriting: StaleSettings())
         if let ttl = fields["ttl"] { defaults.ttl = try duration(ttl, "defaults.ttl") }
         if let max = fields["max_body_bytes"] { defaults.maxBodyBytes = try integer(max, "defaults.max_body_bytes", range: 0...(1 << 30)) }
         if let statuses = fields["statuses"] { defaults.statuses = try statusList(statuses, "defaults.statuses") }
         if let headers = fields["bypass_headers"] { defaults.bypassHeaders = try headerNames(headers, "defaults.bypass_headers") }
         return defaults
+    }
+
+    /// `stale_while_revalidate`, `stale_if_error` and `stale_if_error_statuses` of a route or the defaults.
+    func staleSettings(_ fields: [String: Node], _ key: String, inheriting base: StaleSettings) throws(ConfigError) -> StaleSettings {
+        var stale = base
+        if let node = fields["stale_while_revalidate"] {
+            stale.whileRevalidate = try duration(node, "\(key).stale_while_revalidate", allowZero: true)
+        }
+        if let node = fields["stale_if_error"] { stale.ifError = try duration(node, "\(key).stale_if_error", allowZero: true) }
+        if let node = fields["stale_if_error_statuses"] {
+            var statuses: Set<Int> = []
+            for (item, itemKey) in try list(node, "\(key).stale_if_error_statuses") {
+                statuses.insert(try integer(item, itemKey, range: 400...599))
+            }
+            stale.ifErrorStatuses = statuses
+        }
+        return stale
     }
 
     func headerNames(_ node: Node, _ key: String) throws(ConfigError) -> Set<String> {
@@ -477,6 +500,7 @@ private struct ConfigReader {
             node, key,
             allowed: [
                 "name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers", "tags", "body_key",
+                "stale_while_revalidate", "stale_if_error", "stale_if_error_statuses",
             ])
         guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
         let pattern = try pathPattern(pathNode, "\(key).path")
@@ -533,6 +557,7 @@ private struct ConfigReader {
             bypassHeaders: try fields["bypass_headers"].map { node throws(ConfigError) in try headerNames(node, "\(key).bypass_headers") },
             tags: tags,
             bodyKey: routeBodyKey,
+            stale: try staleSettings(fields, key, inheriting: defaults.stale),
             defaults: defaults)
     }
 

@@ -192,6 +192,8 @@ public struct RouteDefaults: Sendable {
     /// headers some frameworks read to rewrite the URL or method, which are not in the key.
     /// Default ``RouteDefaults/standardBypassHeaders``.
     public var bypassHeaders: Set<String>
+    /// Serving past the TTL. Default: off.
+    public var stale: StaleSettings
 
     /// Headers that rewrite a request's URL or method in common frameworks (IIS, Symfony,
     /// Rails, Express method-override…).
@@ -203,12 +205,13 @@ public struct RouteDefaults: Sendable {
     /// Creates defaults; see the properties for their values.
     public init(
         ttl: TimeAmount = .seconds(30), maxBodyBytes: Int = 1 << 20, statuses: Set<Int> = [200],
-        bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders
+        bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders, stale: StaleSettings = StaleSettings()
     ) {
         self.ttl = ttl
         self.maxBodyBytes = maxBodyBytes
         self.statuses = statuses
         self.bypassHeaders = bypassHeaders
+        self.stale = stale
     }
 
     /// Statuses never stored whatever the config says: an error caused by one client's request
@@ -244,6 +247,8 @@ public struct Route: Sendable {
     public var tags: [TagTemplate]
     /// How the request body enters the key.
     public var bodyKey: BodyKey
+    /// Serving past the TTL.
+    public var stale: StaleSettings
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -258,6 +263,7 @@ public struct Route: Sendable {
         bypassHeaders: Set<String>? = nil,
         tags: [TagTemplate] = [],
         bodyKey: BodyKey = .raw,
+        stale: StaleSettings? = nil,
         defaults: RouteDefaults = RouteDefaults()
     ) {
         self.name = name ?? path.description
@@ -271,6 +277,33 @@ public struct Route: Sendable {
         self.bypassHeaders = Set((bypassHeaders ?? defaults.bypassHeaders).map { $0.lowercased() })
         self.tags = tags
         self.bodyKey = bodyKey
+        self.stale = stale ?? defaults.stale
+    }
+}
+
+/// How long past its TTL an entry may still be served (RFC 5861's two extensions, set by the
+/// config rather than by the origin). An entry is kept in Redis for its TTL plus the longer of
+/// the two windows.
+public struct StaleSettings: Sendable, Hashable {
+    /// Past the TTL by at most this, an entry is served at once (`X-Cache: STALE`) while one
+    /// background fetch replaces it. Default 0: off.
+    public var whileRevalidate: TimeAmount
+    /// Past the TTL by at most this, an entry is served instead of an origin failure (refused,
+    /// timed out, closed early, or a status in ``ifErrorStatuses``). Default 0: off.
+    public var ifError: TimeAmount
+    /// The origin statuses that count as failures for ``ifError``. Default 500, 502, 503, 504.
+    public var ifErrorStatuses: Set<Int>
+
+    /// Creates stale settings; see the properties for the defaults.
+    public init(whileRevalidate: TimeAmount = .zero, ifError: TimeAmount = .zero, ifErrorStatuses: Set<Int> = [500, 502, 503, 504]) {
+        self.whileRevalidate = whileRevalidate
+        self.ifError = ifError
+        self.ifErrorStatuses = ifErrorStatuses
+    }
+
+    /// How long past the TTL an entry is kept: the longer window, in milliseconds.
+    public var graceMilliseconds: Int64 {
+        max(whileRevalidate.nanoseconds, ifError.nanoseconds) / 1_000_000
     }
 }
 

@@ -9,6 +9,8 @@ final class ProxyContext: Sendable {
     let storage: any CacheStorage
     let logger: Logger
     let warnings: RateLimitedLogger
+    /// Background fetches for `stale_while_revalidate`.
+    let refresher: BackgroundRefresher
     private let pools: [ObjectIdentifier: UpstreamPool]
 
     init(configuration: ProxyConfiguration, storage: any CacheStorage, eventLoopGroup: EventLoopGroup, logger: Logger) {
@@ -17,6 +19,7 @@ final class ProxyContext: Sendable {
         self.storage = storage
         self.logger = logger
         self.warnings = RateLimitedLogger(logger: logger, interval: .seconds(10))
+        self.refresher = BackgroundRefresher(settings: settings, storage: storage, warnings: warnings)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in eventLoopGroup.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(

@@ -161,6 +161,8 @@ final class ProxyHandler: ChannelInboundHandler {
             shared.storage.store(request, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.perform(self.machine.storeCompleted(request: id, result))
             }
+        case .refresh(let job):
+            shared.refresher.refresh(job, pool: pool)
         case .purge(let selector, let soft, let id):
             shared.storage.purge(selector, soft: soft, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.perform(self.machine.purgeCompleted(request: id, result))
@@ -232,7 +234,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .upstream: upstreamTimer = timer
         }
         if fired {
-            perform(machine.timerFired(slot, id: timer.id))
+            perform(machine.timerFired(slot, id: timer.id, now: shared.storage.now()))
         } else {
             schedule(slot)
         }
@@ -254,7 +256,7 @@ final class ProxyHandler: ChannelInboundHandler {
                 acquired.connection.begin(exchange)
                 self.perform(self.machine.upstreamAcquired(reused: acquired.reused))
             case .failure(let error):
-                self.perform(self.machine.upstreamAcquireFailed(error))
+                self.perform(self.machine.upstreamAcquireFailed(error, now: self.shared.storage.now()))
             }
         }
     }
@@ -304,11 +306,11 @@ final class ProxyHandler: ChannelInboundHandler {
     fileprivate func upstreamEvent(_ exchange: UpstreamExchange, _ event: UpstreamExchange.Event) {
         guard upstream === exchange else { return }
         switch event {
-        case .head(let head): perform(machine.upstreamHead(head))
+        case .head(let head): perform(machine.upstreamHead(head, now: shared.storage.now()))
         case .body(let body): perform(machine.upstreamBody(body))
         case .readComplete: perform(machine.upstreamReadComplete())
         case .end: perform(machine.upstreamEnd(now: shared.storage.now()))
-        case .failed(let error): perform(machine.upstreamFailed(error))
+        case .failed(let error): perform(machine.upstreamFailed(error, now: shared.storage.now()))
         case .writabilityChanged(let writable): perform(machine.upstreamWritabilityChanged(writable))
         }
     }

@@ -158,6 +158,8 @@ public final class ProxyServer: Sendable {
         for channel in connections.withLockedValue({ Array($0.values) }) {
             try? await channel.close()
         }
+        // Background refreshes: finished if they can be within what is left of the grace period.
+        await shared.refresher.shutdown(gracePeriod: max(.zero, deadline - NIODeadline.now()))
         await shared.closeIdleUpstreamConnections()
         await redis.shutdown()
         await redisStores.shutdown()

@@ -52,6 +52,8 @@ struct ProxyStateMachine {
         case store(StoreRequest, request: Int)
         /// Purges; answer with ``purgeCompleted(request:_:)``.
         case purge(PurgeSelector, soft: Bool, request: Int)
+        /// Fetches and stores a fresh copy in the background (no answer: it concerns no client).
+        case refresh(RefreshJob)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -168,6 +170,8 @@ struct ProxyStateMachine {
         let generation: Int64
         /// When the lookup answered (ms): a fetch longer than the purge records' life is not stored.
         let lookedUpAt: Int64
+        /// An entry past its TTL but inside `stale_if_error`: served if the origin fails.
+        let staleEntry: CacheEntry?
     }
 
     enum UpstreamSide {
@@ -385,11 +389,23 @@ struct ProxyStateMachine {
             return []
         }
         var actions: [Action] = []
+        var staleEntry: CacheEntry?
         switch lookup {
         case .fresh(let entry):
-            respondFromCache(entry, now: now, &actions)
+            respondFromCache(entry, outcome: .hit(ttl: entry.remainingTTL(now: now)), now: now, &actions)
             return actions
-        case .stale:
+        case .stale(let entry, let pastTTL):
+            let stale = route.stale
+            if stale.whileRevalidate > .zero, pastTTL <= stale.whileRevalidate.nanoseconds / 1_000_000 {
+                actions.append(
+                    .refresh(
+                        RefreshJob(
+                            request: exchange.request, body: body, requestJSON: json, key: key, route: route, generation: generation,
+                            clientAddress: clientAddress)))
+                respondFromCache(entry, outcome: .stale(.revalidating), now: now, &actions)
+                return actions
+            }
+            if stale.ifError > .zero, pastTTL <= stale.ifError.nanoseconds / 1_000_000 { staleEntry = entry }
             self.exchange!.outcome = .expired(exchange.request.isHead ? .notStored(.headRequest) : .pending)
         case .miss:
             self.exchange!.outcome = .miss(exchange.request.isHead ? .notStored(.headRequest) : .pending)
@@ -401,8 +417,11 @@ struct ProxyStateMachine {
             self.exchange!.outcome = .bypass(.redisUnavailable)
         }
         let store =
-            self.exchange!.outcome.storeResult == .pending
-            ? StoreTarget(key: key, route: route, requestBody: body, requestJSON: json, generation: generation, lookedUpAt: now) : nil
+            self.exchange!.outcome.storeResult == .pending || staleEntry != nil
+            ? StoreTarget(
+                key: key, route: route, requestBody: body, requestJSON: json, generation: generation, lookedUpAt: now,
+                staleEntry: staleEntry)
+            : nil
         startForwarding(body: body, ended: true, store: store, &actions)
         updateReading(&actions)
         return actions
@@ -498,10 +517,12 @@ struct ProxyStateMachine {
         return actions
     }
 
-    mutating func upstreamAcquireFailed(_ error: UpstreamError) -> [Action] {
+    /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
+    mutating func upstreamAcquireFailed(_ error: UpstreamError, now: Int64? = nil) -> [Action] {
         guard connection != .closed, let exchange, case .acquiring = exchange.upstream else { return [] }
-        self.exchange!.upstream = .done
         var actions: [Action] = []
+        if serveStaleInsteadOfError(.originDown, now: now, &actions) { return actions }
+        self.exchange!.upstream = .done
         cancelUpstreamTimer(&actions)
         switch error.code {
         case .poolExhausted:
@@ -523,15 +544,18 @@ struct ProxyStateMachine {
         return actions
     }
 
-    mutating func upstreamHead(_ head: HTTPResponseHead) -> [Action] {
+    /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
+    mutating func upstreamHead(_ head: HTTPResponseHead, now: Int64? = nil) -> [Action] {
         guard connection != .closed, let exchange, case .forwarding(let store) = exchange.responseSide else { return [] }
         var actions: [Action] = []
         armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
         self.exchange!.status = Int(head.status.code)
         var head = head
-        if let header = settings.tags.responseHeader {
-            self.exchange!.originTags = Self.originTags(head.headers[header])
-            if settings.tags.stripResponseHeader { head.headers.remove(name: header) }
+        self.exchange!.originTags = EntryPlanner.takeOriginTags(&head, settings: settings.tags)
+        if let store, store.staleEntry != nil, store.route.stale.ifErrorStatuses.contains(Int(head.status.code)) {
+            // The origin answered with an error status: the stale entry instead, the error dropped.
+            _ = serveStaleInsteadOfError(.originStatus(Int(head.status.code)), now: now, &actions)
+            return actions
         }
         if let invalidation = exchange.invalidation, invalidation.rule.triggers(status: Int(head.status.code)) {
             let tags = Self.invalidationTags(invalidation, request: exchange.request, &actions)
@@ -623,18 +647,21 @@ struct ProxyStateMachine {
         return actions
     }
 
-    mutating func upstreamFailed(_ error: any Error) -> [Action] {
+    /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
+    mutating func upstreamFailed(_ error: any Error, now: Int64? = nil) -> [Action] {
         guard connection != .closed, let exchange, Self.hasUpstream(exchange.upstream) else { return [] }
         var actions: [Action] = [.closeUpstream]
         self.exchange!.upstream = .done
+        if !Self.retries(exchange, error), serveStaleInsteadOfError(.originDown, now: now, &actions) {
+            updateReading(&actions)
+            return actions
+        }
         switch exchange.responseSide {
         case .forwarding:
             // Sent again only if the method is idempotent, the reused connection dropped (the
             // upstream may have closed it as we wrote) without sending anything (a malformed
             // response is an answer, not a drop), and every byte sent so far is still held.
-            if case .connected(reused: true) = exchange.upstream, exchange.request.isIdempotent, exchange.retries < 3,
-                let replay = exchange.replay, !(error is HTTPParserError)
-            {
+            if Self.retries(exchange, error), let replay = exchange.replay {
                 self.exchange!.retries += 1
                 self.exchange!.upstream = .acquiring(pending: replay, pendingBytes: exchange.replayBytes)
                 actions.append(.acquireUpstream)
@@ -656,9 +683,18 @@ struct ProxyStateMachine {
         return actions
     }
 
+    /// Whether a failed forward is sent again: the method is idempotent, the reused connection
+    /// dropped (the upstream may have closed it as we wrote) without sending anything (a
+    /// malformed response is an answer, not a drop), and every byte sent so far is still held.
+    private static func retries(_ exchange: Exchange, _ error: any Error) -> Bool {
+        guard case .forwarding = exchange.responseSide, case .connected(reused: true) = exchange.upstream else { return false }
+        return exchange.request.isIdempotent && exchange.retries < 3 && exchange.replay != nil && !(error is HTTPParserError)
+    }
+
     // MARK: Timers
 
-    mutating func timerFired(_ slot: TimerSlot, id: Int) -> [Action] {
+    /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
+    mutating func timerFired(_ slot: TimerSlot, id: Int, now: Int64? = nil) -> [Action] {
         guard connection == .open else { return [] }
         var actions: [Action] = []
         switch slot {
@@ -698,6 +734,8 @@ struct ProxyStateMachine {
             guard let timer = upstreamTimer, timer.id == id, let exchange else { return [] }
             upstreamTimer = nil
             switch (timer.kind, exchange.responseSide) {
+            case (.head, .forwarding) where serveStaleInsteadOfError(.originDown, now: now, &actions):
+                break
             case (.head, .forwarding):
                 actions.append(.closeUpstream)
                 self.exchange!.upstream = .done
@@ -708,6 +746,8 @@ struct ProxyStateMachine {
                 (.read, .invalidating):
                 // Active, or paused on purpose (a slow client, a purge in progress).
                 armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
+            case (.read, .buffering) where serveStaleInsteadOfError(.originDown, now: now, &actions):
+                break
             case (.read, .buffering):
                 actions.append(.closeUpstream)
                 self.exchange!.upstream = .done
@@ -853,52 +893,12 @@ struct ProxyStateMachine {
         return tags
     }
 
-    /// Tags in an origin's tag header: separated by spaces or commas (`Surrogate-Key: a b`,
-    /// `Cache-Tag: a,b`).
-    static func originTags(_ values: [String]) -> [String] {
-        var tags: [String] = []
-        for value in values {
-            for tag in value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }) where tag.utf8.count <= TagTemplate.maxTagBytes
-            {
-                tags.append(String(tag))
-            }
-        }
-        return tags
-    }
-
-    /// Most tags one entry may carry; an entry with more is not stored (purging it would be slow
-    /// and its index large).
-    static let maxTagsPerEntry = 2000
-
-    private enum StorePlan {
-        case store(StoreRequest)
-        case skip(NotStoredReason)
-    }
-
     /// The entry and its index data, or why it is not stored.
-    private func storeRequest(_ head: HTTPResponseHead, _ body: ByteBuffer, _ store: StoreTarget, now: Int64) -> StorePlan {
+    private func storeRequest(_ head: HTTPResponseHead, _ body: ByteBuffer, _ store: StoreTarget, now: Int64) -> EntryPlanner.Plan {
         guard let exchange else { return .skip(.upstreamFailed) }
-        // A purge record outlives any fetch it must stop; past that, the fetch is too old to trust.
-        if now - store.lookedUpAt > CacheIndexScripts.purgeRecordLifetime - 60_000 { return .skip(.slowFetch) }
-        var tags = [store.route.name]
-        var values = TagValues(path: exchange.request.path, query: exchange.request.query, requestJSON: nil, responseBody: body)
-        if let json = store.requestJSON {
-            values = TagValues(path: exchange.request.path, query: exchange.request.query, requestJSON: json, responseBody: body)
-        } else if store.requestBody.readableBytes > 0 {
-            values = TagValues(
-                path: exchange.request.path, query: exchange.request.query, requestBody: store.requestBody, responseBody: body)
-        }
-        values.render(store.route.tags, into: &tags)
-        var seen = Set(tags)
-        for tag in exchange.originTags where seen.insert(tag).inserted { tags.append(tag) }
-        guard tags.count <= Self.maxTagsPerEntry else { return .skip(.tooManyTags) }
-        let entry = CacheEntry(
-            status: Int(head.status.code), headers: ProxyResponses.storedHeaders(head), body: body, storedAt: now,
-            ttl: store.route.ttl.nanoseconds / 1_000_000, tags: tags)
-        return .store(
-            StoreRequest(
-                entry: entry, key: store.key, generation: store.generation,
-                url: CacheIndexName.url(path: store.key.path[...], query: store.key.query)))
+        return EntryPlanner.plan(
+            route: store.route, key: store.key, request: exchange.request, requestBody: store.requestBody, requestJSON: store.requestJSON,
+            generation: store.generation, lookedUpAt: store.lookedUpAt, head: head, body: body, originTags: exchange.originTags, now: now)
     }
 
     // MARK: Forwarding
@@ -966,9 +966,8 @@ struct ProxyStateMachine {
 
     // MARK: Answering
 
-    private mutating func respondFromCache(_ entry: CacheEntry, now: Int64, _ actions: inout [Action]) {
+    private mutating func respondFromCache(_ entry: CacheEntry, outcome: CacheOutcome, now: Int64, _ actions: inout [Action]) {
         guard let exchange else { return }
-        let outcome = CacheOutcome.hit(ttl: entry.remainingTTL(now: now))
         self.exchange!.outcome = outcome
         self.exchange!.status = entry.status
         actions.append(
@@ -976,6 +975,29 @@ struct ProxyStateMachine {
         if !exchange.request.isHead, entry.body.readableBytes > 0 { actions.append(.writeBody(entry.body)) }
         finishResponse(&actions)
         updateReading(&actions)
+    }
+
+    /// The stale entry kept for `stale_if_error`, if the exchange has one and has not answered yet.
+    private var staleEntryForError: CacheEntry? {
+        switch exchange?.responseSide {
+        case .forwarding(let store?): return store.staleEntry
+        case .buffering(_, _, let store): return store.staleEntry
+        default: return nil
+        }
+    }
+
+    /// The origin failed before the client got anything: answer with the stale entry instead,
+    /// when `stale_if_error` allows. Returns whether it did.
+    private mutating func serveStaleInsteadOfError(_ reason: StaleReason, now: Int64?, _ actions: inout [Action]) -> Bool {
+        guard let exchange, let entry = staleEntryForError else { return false }
+        if Self.hasUpstream(exchange.upstream) { actions.append(.closeUpstream) }
+        self.exchange!.upstream = .done
+        cancelUpstreamTimer(&actions)
+        var lookedUpAt: Int64 = entry.storedAt
+        if case .forwarding(let store?) = exchange.responseSide { lookedUpAt = store.lookedUpAt }
+        if case .buffering(_, _, let store) = exchange.responseSide { lookedUpAt = store.lookedUpAt }
+        respondFromCache(entry, outcome: .stale(reason), now: now ?? lookedUpAt, &actions)
+        return true
     }
 
     /// A 502/503/504 from the proxy. The body names the route; the upstream's address and the

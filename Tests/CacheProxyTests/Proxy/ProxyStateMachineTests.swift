@@ -475,6 +475,9 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
             var text = "writeHead \(head.status.code) \(head.headers.first(name: "x-cache") ?? "-")"
             let status = head.headers.first(name: "cache-status") ?? ""
             if status.contains("; stored") { text += " stored" }
+            if let forwarded = status.split(separator: "fwd-status=").last, status.contains("fwd-status=") {
+                text += " fwd-status=\(forwarded)"
+            }
             if let detail = status.split(separator: "detail=").last, status.contains("detail="), !text.hasSuffix("REJECTED") {
                 text += " \(detail)"
             }
@@ -490,6 +493,7 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .lookup(_, let id): return "lookup \(id)"
         case .store(_, let id): return "store \(id)"
         case .purge(let selector, let soft, let id): return "purge \(selector)\(soft ? " soft" : "") \(id)"
+        case .refresh(let job): return "refresh \(job.key.path)"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):
             return "writeUpstream "

@@ -12,6 +12,8 @@ import NIOPosix
 /// - `/slow/MS…` → answers after MS milliseconds; `/close…` → closes without answering;
 /// - `/flaky…` → answers the first request on a connection, closes at the second;
 /// - `/stall…` → sends the head and 5 of 10 body bytes, then nothing more;
+/// - `/toggle…` → the status set with ``setToggleStatus(_:)`` (200 at first), echo body; with
+///   status 0 it closes the connection without answering;
 /// - anything else → 200 JSON echoing method, path, query, body and the request count.
 ///
 /// Every response carries `X-Origin-Count` (this path's count so far).
@@ -20,30 +22,37 @@ final class TestOrigin: Sendable {
     private let channel: Channel
     private let counts: NIOLockedValueBox<[String: Int]>
     private let lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
+    private let toggle: NIOLockedValueBox<Int>
 
     private init(
-        port: Int, channel: Channel, counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
+        port: Int, channel: Channel, counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>,
+        toggle: NIOLockedValueBox<Int>
     ) {
         self.port = port
         self.channel = channel
         self.counts = counts
         self.lastHeaders = lastHeaders
+        self.toggle = toggle
     }
+
+    /// The status `/toggle…` answers with from now on.
+    func setToggleStatus(_ status: Int) { toggle.withLockedValue { $0 = status } }
 
     static func start(group: EventLoopGroup, port: Int = 0) async throws -> TestOrigin {
         let counts = NIOLockedValueBox([String: Int]())
         let lastHeaders = NIOLockedValueBox([String: HTTPHeaders]())
+        let toggle = NIOLockedValueBox(200)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 2048)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(OriginHandler(counts: counts, lastHeaders: lastHeaders))
+                    try channel.pipeline.syncOperations.addHandler(OriginHandler(counts: counts, lastHeaders: lastHeaders, toggle: toggle))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        return TestOrigin(port: channel.localAddress!.port!, channel: channel, counts: counts, lastHeaders: lastHeaders)
+        return TestOrigin(port: channel.localAddress!.port!, channel: channel, counts: counts, lastHeaders: lastHeaders, toggle: toggle)
     }
 
     /// How many requests reached `path` (without query).
@@ -63,13 +72,15 @@ private final class OriginHandler: ChannelInboundHandler {
 
     let counts: NIOLockedValueBox<[String: Int]>
     let lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>
+    let toggle: NIOLockedValueBox<Int>
     var head: HTTPRequestHead?
     var body = ByteBuffer()
     var servedOnThisConnection = 0
 
-    init(counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>) {
+    init(counts: NIOLockedValueBox<[String: Int]>, lastHeaders: NIOLockedValueBox<[String: HTTPHeaders]>, toggle: NIOLockedValueBox<Int>) {
         self.counts = counts
         self.lastHeaders = lastHeaders
+        self.toggle = toggle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -128,6 +139,12 @@ private final class OriginHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "12345")))), promise: nil)
             self.head = nil
             return
+        case "toggle" where toggle.withLockedValue({ $0 }) == 0:
+            context.close(promise: nil)
+            return
+        case "toggle":
+            status = HTTPResponseStatus(statusCode: toggle.withLockedValue { $0 })
+            responseBody = echo(head: head, path: path, query: query, count: count)
         case "status":
             status = HTTPResponseStatus(statusCode: segments.dropFirst().first.flatMap { Int($0) } ?? 200)
             responseBody = echo(head: head, path: path, query: query, count: count)

@@ -1,0 +1,113 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import CacheProxy
+
+/// `stale_while_revalidate` and `stale_if_error` with a real Redis and origin; the proxy's clock
+/// is moved by the test.
+@Suite(.serialized) struct StaleEndToEndTests {
+    static let routes = """
+          - path: /items/*
+            ttl: 10s
+            stale_while_revalidate: 20s
+          - path: /toggle/*
+            ttl: 10s
+            stale_if_error: 60s
+          - path: /slow/*
+            ttl: 10s
+            stale_while_revalidate: 20s
+        """
+
+    /// Waits (bounded) until `condition` holds.
+    func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        return condition()
+    }
+
+    @Test func aStaleEntryIsServedAtOnceAndRefreshedOnceInTheBackground() async throws {
+        try await withProxy(routes: Self.routes) { h in
+            let first = try await h.client.get("/items/1")
+            #expect(first.cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            #expect(first.json["count"] as? Int == 1)
+
+            h.clock.advance(by: .seconds(15))
+            // Twenty clients at once: all get the stale entry, and the origin sees one refresh.
+            let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+                for _ in 0..<20 { group.addTask { try await h.client.get("/items/1") } }
+                var responses: [TestResponse] = []
+                for try await response in group { responses.append(response) }
+                return responses
+            }
+            for response in responses {
+                #expect(response.xCache == "STALE" || response.xCache == "HIT")
+                if response.xCache == "STALE" {
+                    #expect(response.cacheStatus == "cache-proxy; hit; fwd=stale; detail=revalidating")
+                    #expect(response.json["count"] as? Int == 1)
+                    #expect(response.headers.first(name: "age") == "15")
+                }
+            }
+            #expect(try await eventually { h.origin.count("/items/1") == 2 })
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(h.origin.count("/items/1") == 2)
+            // Once refreshed (its store may still be on its way): a fresh HIT of the new copy.
+            var refreshed = try await h.client.get("/items/1")
+            let deadline = Date().addingTimeInterval(5)
+            while refreshed.xCache != "HIT", Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+                refreshed = try await h.client.get("/items/1")
+            }
+            #expect(refreshed.xCache == "HIT")
+            #expect(refreshed.json["count"] as? Int == 2)
+            #expect(refreshed.headers.first(name: "age") == "0")
+
+            // Past the window it is an ordinary refetch.
+            h.clock.advance(by: .seconds(31))
+            let late = try await h.client.get("/items/1")
+            #expect(late.xCache == "MISS")
+            #expect(late.cacheStatus == "cache-proxy; fwd=stale; stored")
+        }
+    }
+
+    @Test func theOriginFailingServesTheStaleEntryInsideTheErrorWindow() async throws {
+        try await withProxy(routes: Self.routes) { h in
+            #expect(try await h.client.get("/toggle/a").cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            h.clock.advance(by: .seconds(20))
+            h.origin.setToggleStatus(503)
+            let stale = try await h.client.get("/toggle/a")
+            #expect(stale.status == .ok)
+            #expect(stale.xCache == "STALE")
+            #expect(stale.cacheStatus == "cache-proxy; hit; fwd=stale; fwd-status=503")
+            #expect(stale.json["count"] as? Int == 1)
+            #expect(stale.headers.first(name: "age") == "20")
+            // A status not listed (404) is the origin's answer, passed on.
+            h.origin.setToggleStatus(404)
+            #expect(try await h.client.get("/toggle/a").status == .notFound)
+
+            // The origin closing every connection unanswered: still the stale entry; past the
+            // window, 502.
+            h.origin.setToggleStatus(0)
+            let down = try await h.client.get("/toggle/a")
+            #expect(down.status == .ok)
+            #expect(down.cacheStatus == "cache-proxy; hit; fwd=stale; detail=origin-down")
+            #expect(try await h.client.get("/toggle/never-cached").status == .badGateway)
+            h.clock.advance(by: .seconds(51))
+            let tooOld = try await h.client.get("/toggle/a")
+            #expect(tooOld.status == .badGateway)
+        }
+    }
+
+    /// A refresh still running at shutdown is given what is left of the grace period, then
+    /// cancelled (its upstream connection closed): shutdown does not wait for it.
+    @Test func aRefreshInProgressIsCancelledAtShutdown() async throws {
+        try await withProxy(routes: Self.routes) { h throws in
+            #expect(try await h.client.get("/slow/1500").xCache == "MISS")
+            h.clock.advance(by: .seconds(12))
+            #expect(try await h.client.get("/slow/1500").xCache == "STALE")
+            let started = Date()
+            await h.proxy.shutdown(gracePeriod: .milliseconds(300))
+            let took = Date().timeIntervalSince(started)
+            #expect(took < 1.2, "shutdown took \(took) s")
+        }
+    }
+}
