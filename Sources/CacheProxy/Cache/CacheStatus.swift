@@ -79,6 +79,9 @@ public enum CacheOutcome: Sendable, Hashable {
     case hit(ttl: Int)
     /// Served from the cache past its TTL (or soft-purged). `X-Cache: STALE`.
     case stale(StaleReason)
+    /// A miss answered with what a concurrent request for the same key fetched and stored
+    /// (request coalescing). `X-Cache: HIT`, `COALESCED` in the log.
+    case coalesced(ttl: Int)
     /// Looked up, nothing usable found, forwarded. `X-Cache: MISS`.
     case miss(StoreResult)
     /// Looked up, found past its TTL, forwarded. `X-Cache: MISS` (as caches say for a refetch),
@@ -95,7 +98,7 @@ public enum CacheOutcome: Sendable, Hashable {
     /// The `X-Cache` header value: `HIT`, `MISS` (also for an expired entry), `BYPASS` or `REJECTED`.
     public var xCache: String {
         switch self {
-        case .hit: return "HIT"
+        case .hit, .coalesced: return "HIT"
         case .stale: return "STALE"
         case .miss, .expired: return "MISS"
         case .bypass: return "BYPASS"
@@ -104,10 +107,13 @@ public enum CacheOutcome: Sendable, Hashable {
         }
     }
 
-    /// The outcome's name in the log: `HIT`, `STALE`, `MISS`, `EXPIRED`, `BYPASS`, `REJECTED` or `PURGE`.
+    /// The outcome's name in the log: `HIT`, `COALESCED`, `STALE`, `MISS`, `EXPIRED`, `BYPASS`, `REJECTED` or `PURGE`.
     public var name: String {
-        if case .expired = self { return "EXPIRED" }
-        return xCache
+        switch self {
+        case .expired: return "EXPIRED"
+        case .coalesced: return "COALESCED"
+        default: return xCache
+        }
     }
 
     /// The `Cache-Status` header value, e.g. `cache-proxy; hit; ttl=25`.
@@ -115,6 +121,8 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .hit(let ttl):
             return "cache-proxy; hit; ttl=\(ttl)"
+        case .coalesced(let ttl):
+            return "cache-proxy; hit; ttl=\(ttl); detail=coalesced"
         case .stale(.revalidating):
             return "cache-proxy; hit; fwd=stale; detail=revalidating"
         case .stale(.originStatus(let status)):
@@ -138,7 +146,7 @@ public enum CacheOutcome: Sendable, Hashable {
     var storeResult: StoreResult? {
         switch self {
         case .miss(let result), .expired(let result): return result
-        case .hit, .stale, .bypass, .rejected, .purge: return nil
+        case .hit, .coalesced, .stale, .bypass, .rejected, .purge: return nil
         }
     }
 
@@ -147,7 +155,7 @@ public enum CacheOutcome: Sendable, Hashable {
         switch self {
         case .miss: return .miss(result)
         case .expired: return .expired(result)
-        case .hit, .stale, .bypass, .rejected, .purge: return self
+        case .hit, .coalesced, .stale, .bypass, .rejected, .purge: return self
         }
     }
 

@@ -441,10 +441,13 @@ private struct ConfigReader {
             node, "defaults",
             allowed: [
                 "ttl", "max_body_bytes", "statuses", "bypass_headers", "stale_while_revalidate", "stale_if_error",
-                "stale_if_error_statuses",
+                "stale_if_error_statuses", "coalesce_timeout",
             ])
         var defaults = RouteDefaults()
         defaults.stale = try staleSettings(fields, "defaults", inheriting: StaleSettings())
+        if let node = fields["coalesce_timeout"] {
+            defaults.coalesceTimeout = try duration(node, "defaults.coalesce_timeout", allowZero: true)
+        }
         if let ttl = fields["ttl"] { defaults.ttl = try duration(ttl, "defaults.ttl") }
         if let max = fields["max_body_bytes"] { defaults.maxBodyBytes = try integer(max, "defaults.max_body_bytes", range: 0...(1 << 30)) }
         if let statuses = fields["statuses"] { defaults.statuses = try statusList(statuses, "defaults.statuses") }
@@ -500,7 +503,7 @@ private struct ConfigReader {
             node, key,
             allowed: [
                 "name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers", "tags", "body_key",
-                "stale_while_revalidate", "stale_if_error", "stale_if_error_statuses",
+                "stale_while_revalidate", "stale_if_error", "stale_if_error_statuses", "coalesce_timeout",
             ])
         guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
         let pattern = try pathPattern(pathNode, "\(key).path")
@@ -558,6 +561,9 @@ private struct ConfigReader {
             tags: tags,
             bodyKey: routeBodyKey,
             stale: try staleSettings(fields, key, inheriting: defaults.stale),
+            coalesceTimeout: try fields["coalesce_timeout"].map { node throws(ConfigError) in
+                try duration(node, "\(key).coalesce_timeout", allowZero: true)
+            },
             defaults: defaults)
     }
 

@@ -194,6 +194,9 @@ public struct RouteDefaults: Sendable {
     public var bypassHeaders: Set<String>
     /// Serving past the TTL. Default: off.
     public var stale: StaleSettings
+    /// How long a miss waits for a concurrent request's fetch of the same key before fetching
+    /// itself; zero turns coalescing off. Default 5 s.
+    public var coalesceTimeout: TimeAmount
 
     /// Headers that rewrite a request's URL or method in common frameworks (IIS, Symfony,
     /// Rails, Express method-override…).
@@ -205,13 +208,15 @@ public struct RouteDefaults: Sendable {
     /// Creates defaults; see the properties for their values.
     public init(
         ttl: TimeAmount = .seconds(30), maxBodyBytes: Int = 1 << 20, statuses: Set<Int> = [200],
-        bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders, stale: StaleSettings = StaleSettings()
+        bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders, stale: StaleSettings = StaleSettings(),
+        coalesceTimeout: TimeAmount = .seconds(5)
     ) {
         self.ttl = ttl
         self.maxBodyBytes = maxBodyBytes
         self.statuses = statuses
         self.bypassHeaders = bypassHeaders
         self.stale = stale
+        self.coalesceTimeout = coalesceTimeout
     }
 
     /// Statuses never stored whatever the config says: an error caused by one client's request
@@ -249,6 +254,8 @@ public struct Route: Sendable {
     public var bodyKey: BodyKey
     /// Serving past the TTL.
     public var stale: StaleSettings
+    /// How long a miss waits for a concurrent fetch of its key (coalescing); zero: off.
+    public var coalesceTimeout: TimeAmount
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -264,6 +271,7 @@ public struct Route: Sendable {
         tags: [TagTemplate] = [],
         bodyKey: BodyKey = .raw,
         stale: StaleSettings? = nil,
+        coalesceTimeout: TimeAmount? = nil,
         defaults: RouteDefaults = RouteDefaults()
     ) {
         self.name = name ?? path.description
@@ -278,6 +286,7 @@ public struct Route: Sendable {
         self.tags = tags
         self.bodyKey = bodyKey
         self.stale = stale ?? defaults.stale
+        self.coalesceTimeout = coalesceTimeout ?? defaults.coalesceTimeout
     }
 }
 

@@ -11,6 +11,8 @@ final class ProxyContext: Sendable {
     let warnings: RateLimitedLogger
     /// Background fetches for `stale_while_revalidate`.
     let refresher: BackgroundRefresher
+    /// Concurrent misses for one key share one fetch.
+    let coalescer = Coalescer()
     private let pools: [ObjectIdentifier: UpstreamPool]
 
     init(configuration: ProxyConfiguration, storage: any CacheStorage, eventLoopGroup: EventLoopGroup, logger: Logger) {

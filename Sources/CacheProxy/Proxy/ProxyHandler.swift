@@ -163,6 +163,18 @@ final class ProxyHandler: ChannelInboundHandler {
             }
         case .refresh(let job):
             shared.refresher.refresh(job, pool: pool)
+        case .joinFetch(let digest, let id):
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let storage = shared.storage
+            let role = shared.coalescer.join(digest, eventLoop: context.eventLoop) { delivery in
+                let handler = loopBound.value
+                handler.perform(handler.machine.fetchDelivered(request: id, delivery, now: storage.now()))
+            }
+            perform(machine.fetchJoined(request: id, role))
+        case .completeFetch(let ticket, let outcome):
+            shared.coalescer.complete(ticket, with: outcome)
+        case .leaveFetch(let waiter):
+            shared.coalescer.leave(waiter)
         case .purge(let selector, let soft, let id):
             shared.storage.purge(selector, soft: soft, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.perform(self.machine.purgeCompleted(request: id, result))

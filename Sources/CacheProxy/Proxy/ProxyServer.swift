@@ -117,6 +117,9 @@ public final class ProxyServer: Sendable {
         return address
     }
 
+    /// Background refreshes in progress (for tests and metrics).
+    var backgroundRefreshes: Int { shared.refresher.inFlightCount }
+
     /// The admin listener's bound address, once started (nil when `admin.listen` is off).
     public var adminAddress: SocketAddress? {
         adminChannel.withLockedValue { $0?.localAddress }

@@ -54,6 +54,13 @@ struct ProxyStateMachine {
         case purge(PurgeSelector, soft: Bool, request: Int)
         /// Fetches and stores a fresh copy in the background (no answer: it concerns no client).
         case refresh(RefreshJob)
+        /// Joins the instance's fetch of a key (``Coalescer/join(_:eventLoop:now:deliver:)``);
+        /// answer at once with ``fetchJoined(request:_:)``, deliveries with ``fetchDelivered(request:_:now:)``.
+        case joinFetch(digest: String, request: Int)
+        /// The leader's fetch ended.
+        case completeFetch(Coalescer.Ticket, Coalescer.Outcome)
+        /// A waiter stops waiting.
+        case leaveFetch(Coalescer.WaiterID)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -120,6 +127,8 @@ struct ProxyStateMachine {
         /// Tags from the origin's tag header (which is removed from the response).
         var originTags: [String] = []
         var purged: Int?
+        /// Set while this request leads the instance's fetch of its key.
+        var leaderTicket: Coalescer.Ticket?
     }
 
     struct InvalidationCapture {
@@ -144,12 +153,16 @@ struct ProxyStateMachine {
         case awaitingBody(Route, lookupMethod: String)
         /// The request ended; its body is kept for forwarding on a miss.
         case lookingUp(CacheKey, Route, body: ByteBuffer, json: JSONValue?)
+        /// Asking the coalescer whether another request already fetches this key.
+        case joining(body: ByteBuffer, StoreTarget)
+        /// Waiting for the request that fetches this key (bounded by the route's `coalesce_timeout`).
+        case waitingForLeader(body: ByteBuffer, StoreTarget, Coalescer.WaiterID)
         /// Sent upstream, no response head yet; `store` says where a storable answer goes.
         case forwarding(store: StoreTarget?)
         /// A storable response held until it is complete (bounded by the route's `max_body_bytes`).
         case buffering(HTTPResponseHead, ByteBuffer, StoreTarget)
         /// Waiting for Redis to take the entry before answering.
-        case storing(HTTPResponseHead, ByteBuffer)
+        case storing(HTTPResponseHead, ByteBuffer, CacheEntry)
         /// The head went to the client; the body follows as it arrives.
         case streaming
         /// A write's response held until its invalidation rule's purge is done (upstream reading
@@ -200,7 +213,7 @@ struct ProxyStateMachine {
         /// The client is not reading what it was sent: it must not stall either.
         case send
     }
-    private enum UpstreamTimerKind { case head, read }
+    private enum UpstreamTimerKind { case head, read, coalesce }
 
     private enum Connection {
         case open
@@ -282,6 +295,7 @@ struct ProxyStateMachine {
     /// The client connection closed (or failed).
     mutating func clientClosed() -> [Action] {
         var actions: [Action] = []
+        leaveCoalescing(&actions)
         if let exchange, Self.hasUpstream(exchange.upstream) {
             actions.append(.closeUpstream)
         }
@@ -422,24 +436,33 @@ struct ProxyStateMachine {
                 key: key, route: route, requestBody: body, requestJSON: json, generation: generation, lookedUpAt: now,
                 staleEntry: staleEntry)
             : nil
+        if let store, self.exchange!.outcome.storeResult == .pending, route.coalesceTimeout > .zero {
+            self.exchange!.responseSide = .joining(body: body, store)
+            actions.append(.joinFetch(digest: key.digest, request: exchange.id))
+            return actions
+        }
         startForwarding(body: body, ended: true, store: store, &actions)
         updateReading(&actions)
         return actions
     }
 
     mutating func storeCompleted(request id: Int, _ result: Result<StoreReply, any Error>) -> [Action] {
-        guard connection != .closed, let exchange, exchange.id == id, case .storing(let head, let body) = exchange.responseSide else {
+        guard connection != .closed, let exchange, exchange.id == id, case .storing(let head, let body, let entry) = exchange.responseSide
+        else {
             return []
         }
         var actions: [Action] = []
         switch result {
         case .success(.stored):
             self.exchange!.outcome = exchange.outcome.with(.stored)
+            endLeadership(.stored(entry), &actions)
         case .success(.refusedPurged):
             self.exchange!.outcome = exchange.outcome.with(.notStored(.purged))
+            endLeadership(.failed, &actions)
         case .failure(let error):
             actions.append(.warn(.redisStoreFailed(error)))
             self.exchange!.outcome = exchange.outcome.with(.notStored(.storeFailed))
+            endLeadership(.failed, &actions)
         }
         respondBuffered(head, body, &actions)
         return actions
@@ -507,6 +530,65 @@ struct ProxyStateMachine {
         updateReading(&actions)
     }
 
+    // MARK: Coalescing events
+
+    /// The coalescer's answer to ``Action/joinFetch(digest:request:)``.
+    mutating func fetchJoined(request id: Int, _ role: Coalescer.Role) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id, case .joining(let body, let store) = exchange.responseSide else {
+            // The request is gone: give the role back.
+            switch role {
+            case .leader(let ticket): return [.completeFetch(ticket, .failed)]
+            case .follower(let waiter): return [.leaveFetch(waiter)]
+            case .alone: return []
+            }
+        }
+        var actions: [Action] = []
+        switch role {
+        case .leader(let ticket):
+            self.exchange!.leaderTicket = ticket
+            startForwarding(body: body, ended: true, store: store, &actions)
+        case .alone:
+            startForwarding(body: body, ended: true, store: store, &actions)
+        case .follower(let waiter):
+            self.exchange!.responseSide = .waitingForLeader(body: body, store, waiter)
+            armUpstreamTimer(.coalesce, after: store.route.coalesceTimeout, &actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    /// What the leader of this request's key delivered: its stored entry, or a release.
+    mutating func fetchDelivered(request id: Int, _ delivery: Coalescer.Delivery, now: Int64) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id, case .waitingForLeader(let body, let store, _) = exchange.responseSide
+        else { return [] }
+        var actions: [Action] = []
+        cancelUpstreamTimer(&actions)
+        switch delivery {
+        case .entry(let entry):
+            self.exchange!.responseSide = .forwarding(store: nil)  // no longer waiting; answered below
+            respondFromCache(entry, outcome: .coalesced(ttl: entry.remainingTTL(now: now)), now: now, &actions)
+        case .released:
+            startForwarding(body: body, ended: true, store: store, &actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    /// Ends this request's leadership of its key's fetch, if it has it.
+    private mutating func endLeadership(_ outcome: Coalescer.Outcome, _ actions: inout [Action]) {
+        guard let ticket = exchange?.leaderTicket else { return }
+        exchange!.leaderTicket = nil
+        actions.append(.completeFetch(ticket, outcome))
+    }
+
+    /// The exchange ends (or its client left): a leader releases its waiters, a waiter leaves.
+    private mutating func leaveCoalescing(_ actions: inout [Action]) {
+        endLeadership(.failed, &actions)
+        if case .waitingForLeader(_, _, let waiter) = exchange?.responseSide {
+            actions.append(.leaveFetch(waiter))
+        }
+    }
+
     // MARK: Upstream events
 
     mutating func upstreamAcquired(reused: Bool) -> [Action] {
@@ -569,6 +651,7 @@ struct ProxyStateMachine {
         if let store {
             if let reason = settings.policy.notStoredReason(requestMethod: exchange.request.method, response: head, route: store.route) {
                 self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
+                endLeadership(.uncacheable, &actions)
                 streamResponseHead(head, &actions)
             } else {
                 self.exchange!.responseSide = .buffering(head, ByteBuffer(), store)
@@ -589,6 +672,7 @@ struct ProxyStateMachine {
             body.writeImmutableBuffer(part)
             if body.readableBytes > store.route.maxBodyBytes {
                 self.exchange!.outcome = exchange.outcome.with(.notStored(.tooLarge))
+                endLeadership(.uncacheable, &actions)
                 streamResponseHead(head, &actions)
                 if !exchange.request.isHead { actions.append(.writeBody(body)) }
             } else {
@@ -629,10 +713,11 @@ struct ProxyStateMachine {
         case .buffering(let head, let body, let store):
             switch storeRequest(head, body, store, now: now) {
             case .store(let request):
-                self.exchange!.responseSide = .storing(head, body)
+                self.exchange!.responseSide = .storing(head, body, request.entry)
                 actions.append(.store(request, request: exchange.id))
             case .skip(let reason):
                 self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
+                endLeadership(reason == .tooManyTags ? .uncacheable : .failed, &actions)
                 respondBuffered(head, body, &actions)
                 return actions
             }
@@ -734,6 +819,10 @@ struct ProxyStateMachine {
             guard let timer = upstreamTimer, timer.id == id, let exchange else { return [] }
             upstreamTimer = nil
             switch (timer.kind, exchange.responseSide) {
+            case (.coalesce, .waitingForLeader(let body, let store, let waiter)):
+                // Waited long enough: fetch alone.
+                actions.append(.leaveFetch(waiter))
+                startForwarding(body: body, ended: true, store: store, &actions)
             case (.head, .forwarding) where serveStaleInsteadOfError(.originDown, now: now, &actions):
                 break
             case (.head, .forwarding):
@@ -1047,6 +1136,7 @@ struct ProxyStateMachine {
     /// its error answer if no response has started, else a plain close.
     private mutating func abortExchange(rejection: RequestRejection, _ actions: inout [Action]) {
         guard let exchange else { return }
+        leaveCoalescing(&actions)
         if Self.hasUpstream(exchange.upstream) { actions.append(.closeUpstream) }
         switch exchange.responseSide {
         case .streaming, .sent, .storing:
@@ -1060,6 +1150,7 @@ struct ProxyStateMachine {
 
     /// The response is written: end it, log it, and go on with the connection.
     private mutating func finishResponse(_ actions: inout [Action]) {
+        leaveCoalescing(&actions)
         guard let exchange else { return }
         actions.append(
             .log(
@@ -1157,6 +1248,7 @@ struct ProxyStateMachine {
     }
 
     private mutating func closeNow(_ actions: inout [Action]) {
+        leaveCoalescing(&actions)
         exchange = nil
         queue.removeAll()
         connection = .closing

@@ -44,6 +44,8 @@ final class SharedCacheHarness: Sendable {
           - name: tagged
             path: /tagged/*
             ttl: TAGGED_TTL
+          - name: private
+            path: /private/*
           - name: echo_json
             path: /echo
             methods: [POST]

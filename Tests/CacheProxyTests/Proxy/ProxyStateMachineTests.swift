@@ -5,13 +5,19 @@ import Testing
 
 /// Drives ``ProxyStateMachine`` directly: no sockets, no clock.
 @Suite struct ProxyStateMachineTests {
-    static func settings(_ extra: String = "", routes: String = "  - path: /c\n  - path: /p\n    methods: [POST]") -> ProxySettings {
+    /// Settings for a test; coalescing is off unless `coalesce` is true (most tests are about
+    /// other transitions; ``CoalescingStateMachineTests`` turns it on).
+    static func settings(
+        _ extra: String = "", routes: String = "  - path: /c\n  - path: /p\n    methods: [POST]", coalesce: Bool = false
+    ) -> ProxySettings {
         let yaml = """
             listen: 127.0.0.1:0
             upstream: http://127.0.0.1:9
             redis:
               url: redis://127.0.0.1:1/0
             \(extra)
+            defaults:
+              coalesce_timeout: \(coalesce ? "5s" : "0s")
             routes:
             \(routes)
             """
@@ -494,6 +500,14 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .store(_, let id): return "store \(id)"
         case .purge(let selector, let soft, let id): return "purge \(selector)\(soft ? " soft" : "") \(id)"
         case .refresh(let job): return "refresh \(job.key.path)"
+        case .joinFetch(_, let id): return "joinFetch \(id)"
+        case .completeFetch(_, let outcome):
+            switch outcome {
+            case .stored: return "completeFetch stored"
+            case .uncacheable: return "completeFetch uncacheable"
+            case .failed: return "completeFetch failed"
+            }
+        case .leaveFetch: return "leaveFetch"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):
             return "writeUpstream "

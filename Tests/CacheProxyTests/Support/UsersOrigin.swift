@@ -15,9 +15,11 @@ import NIOPosix
 /// - `GET /users/by-nick/<nick>` → the same by path
 /// - `GET /tagged/<name>?keys=a+b` → 200 with `Surrogate-Key: a b`
 /// - `POST /echo…` → 200 with this path's request count and the body
+/// - `GET /private/<name>` → 200 with `Cache-Control: private` (never stored)
 ///
-/// ``hold(_:)`` makes the next GET of a path read its answer at once and send it only when
-/// released: a fetch that started before a write and ends after it.
+/// ``hold(_:)`` makes the next request of `/users/all`, `/users/one` or `/private/…` read its
+/// answer at once and send it only when released: a fetch that started before a write and ends
+/// after it, or a slow fetch others pile up behind.
 final class UsersOrigin: Sendable {
     struct User: Sendable {
         var name: String
@@ -154,12 +156,17 @@ private final class UsersHandler: ChannelInboundHandler {
                 return (.ok, Self.json(Self.userJSON(nick, user)), nil)
             case (.POST, _) where path.hasPrefix("/echo"):
                 return (.ok, Self.json(["count": state.counts[path]!, "body": String(buffer: self.body)]), nil)
+            case (.GET, _) where path.hasPrefix("/private/"):
+                let held = state.held.removeValue(forKey: path)
+                if held != nil { state.readWhileHeld.insert(path) }
+                return (.ok, Self.json(["path": path, "count": state.counts[path]!]), held)
             case (.GET, _) where path.hasPrefix("/tagged/"):
                 return (.ok, Self.json(["path": path, "count": state.counts[path]!]), nil)
             default:
                 return (.notFound, "{}", nil)
             }
         }
+        if path.hasPrefix("/private/") { headers.add(name: "cache-control", value: "private") }
         if path.hasPrefix("/tagged/"), let keys = query.split(separator: "&").first(where: { $0.hasPrefix("keys=") }) {
             headers.add(name: "surrogate-key", value: keys.dropFirst(5).replacingOccurrences(of: "+", with: " "))
         }

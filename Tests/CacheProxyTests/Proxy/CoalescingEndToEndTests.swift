@@ -1,0 +1,73 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import CacheProxy
+
+/// Request coalescing with a real Redis and a real origin that counts requests.
+@Suite(.serialized) struct CoalescingEndToEndTests {
+    /// `count` concurrent GETs of `path` through `clients` (round robin).
+    func burst(_ count: Int, _ path: String, _ clients: [TestHTTPClient]) async throws -> [TestResponse] {
+        try await withThrowingTaskGroup(of: TestResponse.self) { group in
+            for index in 0..<count {
+                let client = clients[index % clients.count]
+                group.addTask { try await client.get(path) }
+            }
+            var responses: [TestResponse] = []
+            for try await response in group { responses.append(response) }
+            return responses
+        }
+    }
+
+    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    @Test func threeHundredConcurrentMissesMakeOneOriginRequest() async throws {
+        try await withSharedCache(instances: 1) { h in
+            let release = h.origin.hold("/users/all", on: ProxyHarness.group.next())
+            async let responses = burst(300, "/users/all", [h.clients[0]])
+            try await waitUntil { h.origin.hasRead("/users/all") }
+            try await Task.sleep(for: .milliseconds(300))  // the others pile up behind it
+            release.succeed()
+            let answered = try await responses
+            #expect(h.origin.count("/users/all") == 1)
+            #expect(answered.count == 300)
+            #expect(Set(answered.map(\.text)).count == 1)
+            #expect(answered.allSatisfy { $0.status == .ok })
+            let coalesced = answered.filter { $0.cacheStatus?.hasSuffix("detail=coalesced") == true }.count
+            let misses = answered.filter { $0.xCache == "MISS" }.count
+            #expect(misses == 1)
+            let hits = answered.filter { $0.xCache == "HIT" }.count  // coalesced, or a plain hit once stored
+            #expect(coalesced > 0)
+            #expect(misses + hits == 300)
+        }
+    }
+
+    @Test func anUnstorableAnswerReleasesTheWaitersAtOnceAndTheNextBurstDoesNotQueue() async throws {
+        try await withSharedCache(instances: 1) { h in
+            let release = h.origin.hold("/private/a", on: ProxyHarness.group.next())
+            let started = Date()
+            async let responses = burst(20, "/private/a", [h.clients[0]])
+            try await waitUntil { h.origin.hasRead("/private/a") }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(h.origin.count("/private/a") == 1)  // the others wait for the leader
+            release.succeed()
+            let answered = try await responses
+            // Released at once: each went to the origin itself, nobody waited for the 5 s timeout.
+            #expect(h.origin.count("/private/a") == 20)
+            #expect(Date().timeIntervalSince(started) < 3)
+            #expect(answered.allSatisfy { $0.status == .ok && $0.cacheStatus == "cache-proxy; fwd=uri-miss; detail=private" })
+
+            // Hit-for-miss: the next burst goes straight to the origin, even while one is held.
+            let again = h.origin.hold("/private/a", on: ProxyHarness.group.next())
+            async let held = h.clients[0].get("/private/a")
+            try await waitUntil { h.origin.hasRead("/private/a") }
+            let quick = try await burst(10, "/private/a", [h.clients[0]])
+            #expect(quick.count == 10)
+            #expect(h.origin.count("/private/a") == 31)
+            again.succeed()
+            _ = try await held
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+@testable import CacheProxy
+
+/// Request coalescing as transitions of ``ProxyStateMachine``, and the ``Coalescer`` registry.
+@Suite struct CoalescingStateMachineTests {
+    static let settings = ProxyStateMachineTests.settings(coalesce: true)
+    static let ticket = Coalescer.Ticket(digest: "d", id: 1)
+    static let waiter = Coalescer.WaiterID(digest: "d", id: 2)
+    static let entry = CacheEntry(
+        status: 200, headers: [("content-type", "text/plain")], body: ByteBuffer(string: "shared"), storedAt: 1_000_000, ttl: 30_000)
+
+    static func joining() -> ProxyStateMachine {
+        var m = ProxyStateMachineTests.machine(settings)
+        _ = m.requestHead(ProxyStateMachineTests.get)
+        _ = m.requestEnd()
+        #expect(describe(m.lookupCompleted(request: 1, .miss, now: 0)) == ["joinFetch 1"])
+        return m
+    }
+
+    @Test func theLeaderFetchesAndHandsItsStoredEntryOn() {
+        var m = Self.joining()
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["setTimer upstream", "acquireUpstream"])
+        _ = m.upstreamAcquired(reused: false)
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+        _ = m.upstreamBody(ByteBuffer(string: "fresh"))
+        _ = m.upstreamEnd(now: 5)
+        let actions = m.storeCompleted(request: 1, .success(.stored))
+        #expect(describe(actions).first == "completeFetch stored")
+        guard case .completeFetch(let ticket, .stored(let entry)) = actions.first else { return }
+        #expect(ticket == Self.ticket)
+        #expect(String(buffer: entry.body) == "fresh")
+    }
+
+    @Test func aFollowerIsAnsweredWithTheLeadersEntry() {
+        var m = Self.joining()
+        #expect(describe(m.fetchJoined(request: 1, .follower(Self.waiter))) == ["setTimer upstream"])
+        #expect(
+            describe(m.fetchDelivered(request: 1, .entry(Self.entry), now: 1_002_000)) == [
+                "cancelTimer upstream", "writeHead 200 HIT coalesced age=2", "writeBody 6", "log GET /c 200 COALESCED",
+                "writeEnd keep-alive",
+                "setTimer client",
+            ])
+        #expect(m.isIdle)
+    }
+
+    @Test func aReleasedFollowerFetchesItself() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .follower(Self.waiter))
+        #expect(
+            describe(m.fetchDelivered(request: 1, .released, now: 0)) == ["cancelTimer upstream", "setTimer upstream", "acquireUpstream"])
+        // It is not a leader: its own result is not reported.
+        _ = m.upstreamAcquired(reused: false)
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+        _ = m.upstreamEnd(now: 5)
+        #expect(!describe(m.storeCompleted(request: 1, .success(.stored))).contains { $0.hasPrefix("completeFetch") })
+    }
+
+    @Test func aFollowerThatWaitedTooLongLeavesAndFetches() {
+        var m = Self.joining()
+        let actions = m.fetchJoined(request: 1, .follower(Self.waiter))
+        guard case .setTimer(.upstream, let id, let after) = actions.first else {
+            Issue.record("no timer")
+            return
+        }
+        #expect(after == .seconds(5))
+        #expect(describe(m.timerFired(.upstream, id: id)) == ["leaveFetch", "setTimer upstream", "acquireUpstream"])
+        // A late delivery is ignored.
+        #expect(describe(m.fetchDelivered(request: 1, .entry(Self.entry), now: 0)) == [])
+    }
+
+    @Test func anUnstorableAnswerReleasesTheWaitersAsUncacheable() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        _ = m.upstreamAcquired(reused: false)
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "set-cookie", value: "a=b")
+        #expect(describe(m.upstreamHead(head)) == ["setTimer upstream", "completeFetch uncacheable", "writeHead 200 MISS set-cookie"])
+    }
+
+    @Test func aFailingOriginOrALeavingClientReleasesTheWaiters() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        _ = m.upstreamAcquired(reused: false)
+        #expect(describe(m.upstreamFailed(UpstreamError.closed)).contains("completeFetch failed"))
+
+        var gone = Self.joining()
+        _ = gone.fetchJoined(request: 1, .leader(Self.ticket))
+        #expect(describe(gone.clientClosed()).first == "completeFetch failed")
+
+        var waiting = Self.joining()
+        _ = waiting.fetchJoined(request: 1, .follower(Self.waiter))
+        #expect(describe(waiting.clientClosed()).first == "leaveFetch")
+    }
+
+    @Test func aRoleForARequestThatLeftIsGivenBack() {
+        var m = Self.joining()
+        _ = m.clientClosed()
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["completeFetch failed"])
+        #expect(describe(m.fetchJoined(request: 1, .follower(Self.waiter))) == ["leaveFetch"])
+    }
+
+    @Test func headRequestsAndStaleAnswersDoNotCoalesce() {
+        var m = ProxyStateMachineTests.machine(Self.settings)
+        _ = m.requestHead(ProxyStateMachineTests.head("HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = m.requestEnd()
+        #expect(describe(m.lookupCompleted(request: 1, .miss, now: 0)) == ["setTimer upstream", "acquireUpstream"])
+    }
+
+    // MARK: The registry
+
+    @Test func theRegistryMakesOneLeaderAndDeliversToEveryWaiter() async throws {
+        let coalescer = Coalescer()
+        let loop = EmbeddedEventLoop()
+        let received = NIOLockedValueBox<[String]>([])
+        func deliver(_ name: String) -> @Sendable (Coalescer.Delivery) -> Void {
+            { delivery in
+                switch delivery {
+                case .entry(let entry): received.withLockedValue { $0.append("\(name) \(String(buffer: entry.body))") }
+                case .released: received.withLockedValue { $0.append("\(name) released") }
+                }
+            }
+        }
+        guard case .leader(let ticket) = coalescer.join("k", eventLoop: loop, deliver: deliver("a")) else {
+            Issue.record("not a leader")
+            return
+        }
+        guard case .follower = coalescer.join("k", eventLoop: loop, deliver: deliver("b")) else { return }
+        guard case .follower(let leaving) = coalescer.join("k", eventLoop: loop, deliver: deliver("c")) else { return }
+        guard case .leader = coalescer.join("other", eventLoop: loop, deliver: deliver("x")) else { return }
+        coalescer.leave(leaving)
+        coalescer.complete(ticket, with: .stored(Self.entry))
+        loop.run()
+        #expect(received.withLockedValue { $0 } == ["b shared"])
+        // The key is free again.
+        guard case .leader(let next) = coalescer.join("k", eventLoop: loop, deliver: deliver("d")) else { return }
+        _ = coalescer.join("k", eventLoop: loop, deliver: deliver("e"))
+        coalescer.complete(next, with: .uncacheable)
+        loop.run()
+        #expect(received.withLockedValue { $0 } == ["b shared", "e released"])
+        // Hit-for-miss: the next requests for that key fetch alone, for a while.
+        let now = NIODeadline.now()
+        #expect(coalescer.join("k", eventLoop: loop, now: now, deliver: deliver("f")) == .alone)
+        if case .leader = coalescer.join("k", eventLoop: loop, now: now + Coalescer.hitForMissDuration + .seconds(1), deliver: deliver("g"))
+        {
+        } else {
+            Issue.record("still uncacheable after the hit-for-miss time")
+        }
+    }
+}
