@@ -60,6 +60,18 @@ enum CacheIndexScripts {
         return 1
         """)
 
+    /// ARGV: lease key, token, fill channel, digest. Deletes the lease only if the token still
+    /// holds it, then publishes the digest on the channel (waiters look again).
+    static let releaseLease = RedisScript(
+        """
+        if redis.call('GET', ARGV[1]) == ARGV[2] then
+          redis.call('DEL', ARGV[1])
+          redis.call('PUBLISH', ARGV[3], ARGV[4])
+          return 1
+        end
+        return 0
+        """)
+
     /// ARGV: prefix, soft (1/0), record lifetime ms, tag index names (`t:…`)…
     /// Returns how many entries were removed (or marked stale).
     static let purgeTags = RedisScript(

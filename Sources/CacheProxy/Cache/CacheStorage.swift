@@ -128,4 +128,24 @@ public protocol CacheStorage: Sendable {
     func purge(_ selector: PurgeSelector, soft: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Int>
     /// The storage's wall clock, in milliseconds since the Unix epoch.
     func now() -> Int64
+
+    // Coalescing across instances: a short lease on a key, held by the instance that fetches it.
+
+    /// Takes the fetch lease of `key` for `ttl` unless another holder has it. Fails on storage trouble.
+    func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool>
+    /// Gives the lease back if `token` still holds it (compare and delete), and tells waiters.
+    func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void>
+    /// What a waiter sees: the entry (once stored), whether the lease is still held, and the
+    /// purge generation. Fails on storage trouble.
+    func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState>
+}
+
+/// What a request waiting for another instance's fetch sees.
+public enum FillState: Sendable {
+    /// The fetch stored its entry.
+    case filled(CacheEntry)
+    /// Still fetching: the lease is held.
+    case pending
+    /// No entry and no lease: the holder gave up, found it unstorable, or died.
+    case abandoned(generation: Int64)
 }

@@ -127,6 +127,37 @@ public struct RedisCacheStorage: CacheStorage {
     }
 
     public func now() -> Int64 { clock() }
+
+    /// `P lease:<digest>`.
+    private func leaseKey(_ key: CacheKey) -> String { keyPrefix + "lease:" + key.digest }
+
+    public func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        lookups.set(leaseKey(key), to: ByteBuffer(string: token), expiration: ttl, onlyIfAbsent: true, on: eventLoop, timeout: timeout)
+    }
+
+    public func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        lookups.run(
+            CacheIndexScripts.releaseLease,
+            arguments: [.string(leaseKey(key)), .string(token), .string(keyPrefix + "fills"), .string(key.digest)],
+            on: eventLoop, timeout: timeout
+        ).map { _ in }
+    }
+
+    public func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState> {
+        let clock = self.clock
+        let command = RedisCommand(
+            "MGET", [.string(key.redisKey(prefix: keyPrefix)), .string(leaseKey(key)), .string(keyPrefix + "seq")])
+        return lookups.send(command, on: eventLoop, timeout: timeout).flatMapThrowing { reply in
+            guard case .array(let values) = reply, values.count == 3 else { throw RedisClientError.unexpectedReply(to: "MGET", reply) }
+            if case .bulkString(let value) = values[0], case .entry(let entry) = CacheEntryCodec.decode(value), entry.isFresh(now: clock())
+            {
+                return .filled(entry)
+            }
+            if case .bulkString = values[1] { return .pending }
+            let generation = values[2].bytes.flatMap { Int64(String(buffer: $0)) } ?? 0
+            return .abandoned(generation: generation)
+        }
+    }
 }
 
 #if canImport(Glibc)

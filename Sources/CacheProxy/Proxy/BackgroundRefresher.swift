@@ -16,8 +16,9 @@ struct RefreshJob: Sendable {
 }
 
 /// Replaces stale entries in the background (`stale_while_revalidate`): one fetch per key at a
-/// time in this instance, on the loop of the request that found it stale, with that loop's
-/// upstream pool; the response is stored exactly as a MISS's would be. No client waits for it.
+/// time in this instance and, through the key's fetch lease in Redis, across instances; on the
+/// loop of the request that found it stale, with that loop's upstream pool; the response is
+/// stored exactly as a MISS's would be. No client waits for it.
 /// At most ``maxInFlight`` run at once (more are skipped: the next stale hit asks again), and
 /// ``shutdown(gracePeriod:)`` lets them finish, then cancels the rest.
 final class BackgroundRefresher: Sendable {
@@ -64,24 +65,41 @@ final class BackgroundRefresher: Sendable {
         let head = job.request.upstreamHead(
             framing: framing, clientAddress: job.clientAddress, preserveHost: settings.preserveHost, upstreamHost: settings.upstreamHost)
         let lookedUpAt = storage.now()
-        fetch.start(head: head, body: job.body).whenComplete { result in
-            switch result {
-            case .success(var response):
-                self.store(job, &response, lookedUpAt: lookedUpAt, eventLoop: pool.eventLoop)
-            case .failure(let error):
+        let token = LeaseCoordinator.randomToken()
+        let ttl = ProxyStateMachine.leaseTTL(job.route.coalesceTimeout > .zero ? job.route.coalesceTimeout : .seconds(5))
+        // Another instance refreshing (or fetching) this key holds its lease: nothing to do.
+        storage.acquireLease(job.key, token: token, ttl: ttl, on: pool.eventLoop).whenComplete { lease in
+            if case .success(false) = lease {
                 self.finish(digest)
-                self.warnings.warning(
-                    "refresh-failed", "a background refresh failed; the stale entry stays until its window ends",
-                    metadata: ["route": "\(job.route.name)", "error": "\(error)"])
+                return
+            }
+            let held = (try? lease.get()) == true
+            fetch.start(head: head, body: job.body).whenComplete { result in
+                switch result {
+                case .success(var response):
+                    self.store(job, &response, lookedUpAt: lookedUpAt, eventLoop: pool.eventLoop) {
+                        if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
+                    }
+                case .failure(let error):
+                    self.finish(digest)
+                    if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
+                    self.warnings.warning(
+                        "refresh-failed", "a background refresh failed; the stale entry stays until its window ends",
+                        metadata: ["route": "\(job.route.name)", "error": "\(error)"])
+                }
             }
         }
     }
 
-    private func store(_ job: RefreshJob, _ response: inout UpstreamFetch.Response, lookedUpAt: Int64, eventLoop: EventLoop) {
+    private func store(
+        _ job: RefreshJob, _ response: inout UpstreamFetch.Response, lookedUpAt: Int64, eventLoop: EventLoop,
+        then release: @escaping @Sendable () -> Void
+    ) {
         let digest = job.key.digest
         let originTags = EntryPlanner.takeOriginTags(&response.head, settings: settings.tags)
         if settings.policy.notStoredReason(requestMethod: job.request.method, response: response.head, route: job.route) != nil {
             finish(digest)
+            release()
             return
         }
         let plan = EntryPlanner.plan(
@@ -90,10 +108,12 @@ final class BackgroundRefresher: Sendable {
             now: storage.now())
         guard case .store(let request) = plan else {
             finish(digest)
+            release()
             return
         }
         storage.store(request, on: eventLoop).whenComplete { result in
             self.finish(digest)
+            release()
             if case .failure(let error) = result {
                 self.warnings.warning("redis-store", "storing a refreshed response in Redis failed", metadata: ["error": "\(error)"])
             }
@@ -137,13 +157,14 @@ final class UpstreamFetch: UpstreamResponseDelegate, Sendable {
         var timer: Scheduled<Void>?
         var activity = false
         var done = false
+        /// Made by ``start(head:body:)``: a fetch never started leaves no promise behind.
+        var promise: EventLoopPromise<Response>?
     }
 
     private let pool: UpstreamPool
     private let headTimeout: TimeAmount
     private let readTimeout: TimeAmount
     private let maxBodyBytes: Int
-    private let promise: EventLoopPromise<Response>
     private let state: NIOLoopBoundBox<State>
 
     init(pool: UpstreamPool, headTimeout: TimeAmount, readTimeout: TimeAmount, maxBodyBytes: Int) {
@@ -151,7 +172,6 @@ final class UpstreamFetch: UpstreamResponseDelegate, Sendable {
         self.headTimeout = headTimeout
         self.readTimeout = readTimeout
         self.maxBodyBytes = maxBodyBytes
-        self.promise = pool.eventLoop.makePromise(of: Response.self)
         self.state = .makeBoxSendingValue(State(), eventLoop: pool.eventLoop)
     }
 
@@ -162,6 +182,12 @@ final class UpstreamFetch: UpstreamResponseDelegate, Sendable {
 
     /// Sends the request; must be called on the pool's loop.
     func start(head: HTTPRequestHead, body: ByteBuffer) -> EventLoopFuture<Response> {
+        let promise = pool.eventLoop.makePromise(of: Response.self)
+        guard !state.value.done else {
+            promise.fail(UpstreamError(code: .closed, detail: "cancelled at shutdown"))
+            return promise.futureResult
+        }
+        state.value.promise = promise
         arm(headTimeout, code: .responseTimeout, "the upstream did not answer within the timeout")
         state.value.waiter = pool.acquire { result in
             self.state.value.waiter = nil
@@ -203,7 +229,7 @@ final class UpstreamFetch: UpstreamResponseDelegate, Sendable {
         if let waiter = state.value.waiter { pool.cancel(waiter) }
         state.value.connection?.close()
         state.value.connection = nil
-        promise.fail(error)
+        state.value.promise?.fail(error)
     }
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
@@ -228,7 +254,7 @@ final class UpstreamFetch: UpstreamResponseDelegate, Sendable {
         state.value.timer?.cancel()
         if let connection = state.value.connection { pool.release(connection) }
         state.value.connection = nil
-        promise.succeed(Response(head: head, body: state.value.body))
+        state.value.promise?.succeed(Response(head: head, body: state.value.body))
     }
 
     func upstreamFailed(_ error: Error) {

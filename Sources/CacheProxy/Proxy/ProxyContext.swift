@@ -13,6 +13,8 @@ final class ProxyContext: Sendable {
     let refresher: BackgroundRefresher
     /// Concurrent misses for one key share one fetch.
     let coalescer = Coalescer()
+    /// …across instances too, through leases in Redis.
+    let leases: LeaseCoordinator
     private let pools: [ObjectIdentifier: UpstreamPool]
 
     init(configuration: ProxyConfiguration, storage: any CacheStorage, eventLoopGroup: EventLoopGroup, logger: Logger) {
@@ -22,6 +24,7 @@ final class ProxyContext: Sendable {
         self.logger = logger
         self.warnings = RateLimitedLogger(logger: logger, interval: .seconds(10))
         self.refresher = BackgroundRefresher(settings: settings, storage: storage, warnings: warnings)
+        self.leases = LeaseCoordinator(storage: storage)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in eventLoopGroup.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(

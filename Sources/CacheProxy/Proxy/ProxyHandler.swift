@@ -175,6 +175,15 @@ final class ProxyHandler: ChannelInboundHandler {
             shared.coalescer.complete(ticket, with: outcome)
         case .leaveFetch(let waiter):
             shared.coalescer.leave(waiter)
+        case .lease(let key, let ttl, let waitLimit, let id):
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let storage = shared.storage
+            shared.leases.resolve(key, ttl: ttl, waitLimit: waitLimit, on: context.eventLoop) { resolution in
+                let handler = loopBound.value
+                handler.perform(handler.machine.leaseResolved(request: id, key: key, resolution, now: storage.now()))
+            }
+        case .releaseLease(let key, let token):
+            shared.leases.release(key, token: token, on: context.eventLoop)
         case .purge(let selector, let soft, let id):
             shared.storage.purge(selector, soft: soft, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.perform(self.machine.purgeCompleted(request: id, result))

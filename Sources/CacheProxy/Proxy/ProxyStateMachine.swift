@@ -61,6 +61,11 @@ struct ProxyStateMachine {
         case completeFetch(Coalescer.Ticket, Coalescer.Outcome)
         /// A waiter stops waiting.
         case leaveFetch(Coalescer.WaiterID)
+        /// Takes the key's fetch lease across instances, or waits for another instance's fill;
+        /// answer with ``leaseResolved(request:key:_:now:)``.
+        case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, request: Int)
+        /// Gives the lease back (and announces the fill).
+        case releaseLease(CacheKey, token: String)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -129,6 +134,8 @@ struct ProxyStateMachine {
         var purged: Int?
         /// Set while this request leads the instance's fetch of its key.
         var leaderTicket: Coalescer.Ticket?
+        /// The cross-instance lease this request holds while it fetches.
+        var lease: (key: CacheKey, token: String)?
     }
 
     struct InvalidationCapture {
@@ -157,6 +164,9 @@ struct ProxyStateMachine {
         case joining(body: ByteBuffer, StoreTarget)
         /// Waiting for the request that fetches this key (bounded by the route's `coalesce_timeout`).
         case waitingForLeader(body: ByteBuffer, StoreTarget, Coalescer.WaiterID)
+        /// Leading the key's fetch in this instance: taking the lease across instances, or
+        /// waiting for another instance's fill.
+        case leasing(body: ByteBuffer, StoreTarget)
         /// Sent upstream, no response head yet; `store` says where a storable answer goes.
         case forwarding(store: StoreTarget?)
         /// A storable response held until it is complete (bounded by the route's `max_body_bytes`).
@@ -546,12 +556,15 @@ struct ProxyStateMachine {
         switch role {
         case .leader(let ticket):
             self.exchange!.leaderTicket = ticket
-            startForwarding(body: body, ended: true, store: store, &actions)
+            self.exchange!.responseSide = .leasing(body: body, store)
+            let timeout = store.route.coalesceTimeout
+            actions.append(.lease(store.key, ttl: Self.leaseTTL(timeout), waitLimit: timeout, request: exchange.id))
         case .alone:
             startForwarding(body: body, ended: true, store: store, &actions)
         case .follower(let waiter):
             self.exchange!.responseSide = .waitingForLeader(body: body, store, waiter)
-            armUpstreamTimer(.coalesce, after: store.route.coalesceTimeout, &actions)
+            // Its leader may wait up to coalesce_timeout for another instance, then fetch.
+            armUpstreamTimer(.coalesce, after: store.route.coalesceTimeout * 2, &actions)
         }
         updateReading(&actions)
         return actions
@@ -574,8 +587,42 @@ struct ProxyStateMachine {
         return actions
     }
 
-    /// Ends this request's leadership of its key's fetch, if it has it.
+    /// A lease lasts half the route's `coalesce_timeout`: an instance waiting for another's fill
+    /// outlives a holder that died, and takes the lease over.
+    static func leaseTTL(_ coalesceTimeout: TimeAmount) -> TimeAmount {
+        max(.milliseconds(100), .nanoseconds(coalesceTimeout.nanoseconds / 2))
+    }
+
+    /// The answer to ``Action/lease(_:ttl:waitLimit:request:)``.
+    mutating func leaseResolved(request id: Int, key: CacheKey, _ resolution: LeaseResolution, now: Int64) -> [Action] {
+        guard connection != .closed, let exchange, exchange.id == id, case .leasing(let body, let store) = exchange.responseSide else {
+            // The request is gone: a lease it took goes back.
+            if case .acquired(let token) = resolution { return [.releaseLease(key, token: token)] }
+            return []
+        }
+        var actions: [Action] = []
+        switch resolution {
+        case .acquired(let token):
+            self.exchange!.lease = (key, token)
+            startForwarding(body: body, ended: true, store: store, &actions)
+        case .filled(let entry):
+            endLeadership(.stored(entry), &actions)
+            self.exchange!.responseSide = .forwarding(store: nil)  // no longer leasing; answered below
+            respondFromCache(entry, outcome: .coalesced(ttl: entry.remainingTTL(now: now)), now: now, &actions)
+        case .fetchAlone, .unavailable:
+            startForwarding(body: body, ended: true, store: store, &actions)
+        }
+        updateReading(&actions)
+        return actions
+    }
+
+    /// Ends this request's leadership of its key's fetch, if it has it (and gives its lease
+    /// back: waiting instances then find the entry, or take the lease themselves).
     private mutating func endLeadership(_ outcome: Coalescer.Outcome, _ actions: inout [Action]) {
+        if let lease = exchange?.lease {
+            exchange!.lease = nil
+            actions.append(.releaseLease(lease.key, token: lease.token))
+        }
         guard let ticket = exchange?.leaderTicket else { return }
         exchange!.leaderTicket = nil
         actions.append(.completeFetch(ticket, outcome))

@@ -71,3 +71,64 @@ import Testing
         }
     }
 }
+
+/// Coalescing across instances sharing one Redis: the fetch lease.
+@Suite(.serialized) struct CrossInstanceCoalescingTests {
+    func burst(_ count: Int, _ path: String, _ clients: [TestHTTPClient]) async throws -> [TestResponse] {
+        try await CoalescingEndToEndTests().burst(count, path, clients)
+    }
+
+    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
+        try await CoalescingEndToEndTests().waitUntil(seconds, condition)
+    }
+
+    @Test func threeHundredConcurrentMissesOnThreeInstancesMakeOneOriginRequest() async throws {
+        try await withSharedCache(instances: 3) { h in
+            let release = h.origin.hold("/users/all", on: ProxyHarness.group.next())
+            async let responses = burst(300, "/users/all", h.clients)
+            try await waitUntil { h.origin.hasRead("/users/all") }
+            try await Task.sleep(for: .milliseconds(300))
+            release.succeed()
+            let answered = try await responses
+            #expect(h.origin.count("/users/all") == 1)
+            #expect(answered.count == 300)
+            #expect(answered.allSatisfy { $0.status == .ok })
+            #expect(Set(answered.map(\.text)).count == 1)
+            #expect(answered.filter { $0.xCache == "MISS" }.count == 1)
+            // The lease is gone once the fill is stored.
+            #expect(try await h.redis("KEYS", "cache-proxy:lease:*").array?.count == 0)
+        }
+    }
+
+    /// A lease whose holder died (taken here by hand, never released): the others wait until
+    /// it expires, then one of them fetches.
+    @Test func aDeadHoldersLeaseExpiresAndOneWaiterTakesOver() async throws {
+        try await withSharedCache(instances: 3) { h in
+            let key = CacheKey(method: "GET", host: "api.test", path: "/users/all", query: [], bodyDigest: nil, vary: [])
+            // coalesce_timeout is 5 s by default: leases last 2.5 s; this one 1 s.
+            _ = try await h.redis("SET", .string("cache-proxy:lease:" + key.digest), "dead-holder", "PX", "1000")
+            let started = Date()
+            let answered = try await burst(60, "/users/all", h.clients)
+            let took = Date().timeIntervalSince(started)
+            #expect(answered.allSatisfy { $0.status == .ok })
+            #expect(h.origin.count("/users/all") <= 2)
+            #expect(h.origin.count("/users/all") >= 1)
+            #expect(took >= 0.9, "nobody waited for the lease (\(took) s)")
+            #expect(took < 5, "waited \(took) s")
+        }
+    }
+
+    @Test func redisDyingDuringACoalescedFetchStillAnswersEveryone() async throws {
+        try await withSharedCache(instances: 3) { h in
+            let release = h.origin.hold("/users/all", on: ProxyHarness.group.next())
+            async let responses = burst(60, "/users/all", h.clients)
+            try await waitUntil { h.origin.hasRead("/users/all") }
+            try await Task.sleep(for: .milliseconds(200))
+            h.redis.stop()
+            release.succeed()
+            let answered = try await responses
+            #expect(answered.count == 60)
+            #expect(answered.allSatisfy { $0.status == .ok })
+        }
+    }
+}

@@ -21,16 +21,22 @@ import Testing
         return m
     }
 
+    /// The leader of its instance takes the lease across instances, fetches, stores, then gives
+    /// the lease back and hands the entry to its waiters.
     @Test func theLeaderFetchesAndHandsItsStoredEntryOn() {
         var m = Self.joining()
-        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["setTimer upstream", "acquireUpstream"])
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms 1"])
+        #expect(
+            describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)) == [
+                "setTimer upstream", "acquireUpstream",
+            ])
         _ = m.upstreamAcquired(reused: false)
         _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
         _ = m.upstreamBody(ByteBuffer(string: "fresh"))
         _ = m.upstreamEnd(now: 5)
         let actions = m.storeCompleted(request: 1, .success(.stored))
-        #expect(describe(actions).first == "completeFetch stored")
-        guard case .completeFetch(let ticket, .stored(let entry)) = actions.first else { return }
+        #expect(describe(actions).prefix(2) == ["releaseLease t", "completeFetch stored"])
+        guard case .completeFetch(let ticket, .stored(let entry)) = actions[1] else { return }
         #expect(ticket == Self.ticket)
         #expect(String(buffer: entry.body) == "fresh")
     }
@@ -66,24 +72,64 @@ import Testing
             Issue.record("no timer")
             return
         }
-        #expect(after == .seconds(5))
+        #expect(after == .seconds(10))  // twice coalesce_timeout: its leader may wait for another instance first
         #expect(describe(m.timerFired(.upstream, id: id)) == ["leaveFetch", "setTimer upstream", "acquireUpstream"])
         // A late delivery is ignored.
         #expect(describe(m.fetchDelivered(request: 1, .entry(Self.entry), now: 0)) == [])
     }
 
+    @Test func anotherInstancesFillAnswersTheLeaderAndItsWaiters() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        let actions = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .filled(Self.entry), now: 1_001_000)
+        #expect(
+            describe(actions) == [
+                "completeFetch stored", "writeHead 200 HIT coalesced age=1", "writeBody 6", "log GET /c 200 COALESCED",
+                "writeEnd keep-alive",
+                "setTimer client",
+            ])
+    }
+
+    @Test func withoutTheLeaseTheLeaderFetchesAlone() {
+        for resolution in [LeaseResolution.fetchAlone, .unavailable] {
+            var m = Self.joining()
+            _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+            #expect(
+                describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, resolution, now: 0)) == [
+                    "setTimer upstream", "acquireUpstream",
+                ])
+            _ = m.upstreamAcquired(reused: false)
+            _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+            _ = m.upstreamEnd(now: 5)
+            // No lease to give back; the waiters still get the entry.
+            #expect(describe(m.storeCompleted(request: 1, .success(.stored))).first == "completeFetch stored")
+        }
+    }
+
+    @Test func aLeaseTakenForARequestThatLeftIsGivenBack() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        #expect(describe(m.clientClosed()).first == "completeFetch failed")
+        #expect(describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)) == ["releaseLease t"])
+    }
+
     @Test func anUnstorableAnswerReleasesTheWaitersAsUncacheable() {
         var m = Self.joining()
         _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        _ = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)
         _ = m.upstreamAcquired(reused: false)
         var head = HTTPResponseHead(version: .http1_1, status: .ok)
         head.headers.add(name: "set-cookie", value: "a=b")
-        #expect(describe(m.upstreamHead(head)) == ["setTimer upstream", "completeFetch uncacheable", "writeHead 200 MISS set-cookie"])
+        #expect(
+            describe(m.upstreamHead(head)) == [
+                "setTimer upstream", "releaseLease t", "completeFetch uncacheable", "writeHead 200 MISS set-cookie",
+            ])
     }
 
     @Test func aFailingOriginOrALeavingClientReleasesTheWaiters() {
         var m = Self.joining()
         _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        _ = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)
         _ = m.upstreamAcquired(reused: false)
         #expect(describe(m.upstreamFailed(UpstreamError.closed)).contains("completeFetch failed"))
 
@@ -94,6 +140,17 @@ import Testing
         var waiting = Self.joining()
         _ = waiting.fetchJoined(request: 1, .follower(Self.waiter))
         #expect(describe(waiting.clientClosed()).first == "leaveFetch")
+    }
+
+    @Test func theWaitRule() {
+        let start = NIODeadline.now()
+        let wait = LeaseWait(deadline: start + .seconds(5), interval: .milliseconds(50))
+        #expect(wait.next(after: .filled(Self.entry), now: start) == .resolve(filledOrAlone: true))
+        #expect(wait.next(after: .pending, now: start) == .look(after: .milliseconds(50)))
+        #expect(wait.next(after: .pending, now: start + .milliseconds(4_980)) == .look(after: .milliseconds(20)))
+        #expect(wait.next(after: .pending, now: start + .seconds(5)) == .resolve(filledOrAlone: false))
+        #expect(wait.next(after: .abandoned(generation: 3), now: start) == .tryAcquire)
+        #expect(wait.next(after: .abandoned(generation: 3), now: start + .seconds(6)) == .resolve(filledOrAlone: false))
     }
 
     @Test func aRoleForARequestThatLeftIsGivenBack() {

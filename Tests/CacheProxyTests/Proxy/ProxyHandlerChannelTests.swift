@@ -29,6 +29,18 @@ private final class AlwaysHitStorage: CacheStorage {
         eventLoop.makeSucceededFuture(0)
     }
 
+    func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(true)
+    }
+
+    func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        eventLoop.makeSucceededVoidFuture()
+    }
+
+    func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState> {
+        eventLoop.makeSucceededFuture(.abandoned(generation: 0))
+    }
+
     func now() -> Int64 { 1000 }
 }
 

@@ -508,6 +508,8 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
             case .failed: return "completeFetch failed"
             }
         case .leaveFetch: return "leaveFetch"
+        case .lease(_, let ttl, let wait, let id): return "lease \(ttl.nanoseconds / 1_000_000)ms/\(wait.nanoseconds / 1_000_000)ms \(id)"
+        case .releaseLease(_, let token): return "releaseLease \(token)"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):
             return "writeUpstream "

@@ -1,0 +1,134 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// How the request that leads its key's fetch in this instance proceeds, once the instances
+/// sharing the Redis have had their say.
+enum LeaseResolution: Sendable {
+    /// This instance holds the lease: fetch, store, release.
+    case acquired(token: String)
+    /// Another instance fetched and stored it meanwhile.
+    case filled(CacheEntry)
+    /// Waited `coalesce_timeout` for another instance: fetch without the lease.
+    case fetchAlone
+    /// Redis trouble: fetch without the lease (never an error for the client).
+    case unavailable
+}
+
+/// The pure rule of waiting for another instance's fetch: after each look at Redis, resolve,
+/// try to take the lease (its holder gave up or died), or look again.
+struct LeaseWait: Sendable {
+    enum Step: Equatable {
+        case resolve(filledOrAlone: Bool)
+        case tryAcquire
+        case look(after: TimeAmount)
+    }
+
+    let deadline: NIODeadline
+    let interval: TimeAmount
+
+    func next(after state: FillState, now: NIODeadline) -> Step {
+        switch state {
+        case .filled: return .resolve(filledOrAlone: true)
+        case .abandoned: return now < deadline ? .tryAcquire : .resolve(filledOrAlone: false)
+        case .pending: return now < deadline ? .look(after: min(interval, deadline - now)) : .resolve(filledOrAlone: false)
+        }
+    }
+}
+
+/// Takes fetch leases in Redis and waits for other instances' fills: tries `SET NX PX`; when
+/// the lease is taken, looks at the key every ``pollInterval`` (or at once when told through
+/// ``fillAnnounced(_:)``, by the subscriber of the fill channel) until the entry appears, the
+/// lease is free again (then tries to take it), or the wait limit passes.
+final class LeaseCoordinator: Sendable {
+    /// How often a waiter looks when no notification comes. 50 ms.
+    let pollInterval: TimeAmount
+    private let storage: any CacheStorage
+    /// Waiters by key digest, woken by fill notifications.
+    private let waiters = NIOLockedValueBox([String: [Int: @Sendable () -> Void]]())
+    private let ids = NIOLockedValueBox(0)
+
+    init(storage: any CacheStorage, pollInterval: TimeAmount = .milliseconds(50)) {
+        self.storage = storage
+        self.pollInterval = pollInterval
+    }
+
+    /// A fill was announced for `digest` (a lease released): its waiters look now.
+    func fillAnnounced(_ digest: String) {
+        let wake = waiters.withLockedValue { $0[digest].map { Array($0.values) } ?? [] }
+        for callback in wake { callback() }
+    }
+
+    /// Resolves the lease of `key`: `completion` runs once, on `eventLoop`.
+    func resolve(
+        _ key: CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, on eventLoop: EventLoop,
+        _ completion: @escaping @Sendable (LeaseResolution) -> Void
+    ) {
+        let token = Self.randomToken()
+        let wait = LeaseWait(deadline: .now() + waitLimit, interval: pollInterval)
+        let digest = key.digest
+        let id = ids.withLockedValue { value -> Int in
+            value += 1
+            return value
+        }
+        let storage = self.storage
+        let done = NIOLockedValueBox(false)
+        let pending = NIOLockedValueBox<Scheduled<Void>?>(nil)
+
+        @Sendable func finish(_ resolution: LeaseResolution) {
+            guard
+                done.withLockedValue({ done in
+                    defer { done = true }; return !done
+                })
+            else { return }
+            _ = waiters.withLockedValue { $0[digest]?.removeValue(forKey: id) }
+            pending.withLockedValue { $0?.cancel() }
+            completion(resolution)
+        }
+        @Sendable func attempt() {
+            storage.acquireLease(key, token: token, ttl: ttl, on: eventLoop).whenComplete { result in
+                switch result {
+                case .success(true): finish(.acquired(token: token))
+                case .success(false): look(after: wait.interval)
+                case .failure: finish(.unavailable)
+                }
+            }
+        }
+        @Sendable func look(after delay: TimeAmount) {
+            let task = eventLoop.scheduleTask(in: delay) { peek() }
+            pending.withLockedValue {
+                $0?.cancel()
+                $0 = task
+            }
+        }
+        @Sendable func peek() {
+            guard !done.withLockedValue({ $0 }) else { return }
+            storage.peekFill(key, on: eventLoop).whenComplete { result in
+                switch result {
+                case .success(let state):
+                    switch wait.next(after: state, now: .now()) {
+                    case .resolve(true):
+                        if case .filled(let entry) = state { finish(.filled(entry)) }
+                    case .resolve(false): finish(.fetchAlone)
+                    case .tryAcquire: attempt()
+                    case .look(let delay): look(after: delay)
+                    }
+                case .failure:
+                    finish(.unavailable)
+                }
+            }
+        }
+        waiters.withLockedValue { $0[digest, default: [:]][id] = { eventLoop.execute { peek() } } }
+        attempt()
+    }
+
+    /// Gives a lease back (compare and delete, then announce), ignoring Redis trouble: the lease
+    /// expires by itself.
+    func release(_ key: CacheKey, token: String, on eventLoop: EventLoop) {
+        storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in }
+    }
+
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next(), radix: 16) + String(generator.next(), radix: 16)
+    }
+}
