@@ -27,6 +27,8 @@ public final class ProxyServer: Sendable {
     /// p99 58 ms shared, 20 ms separate).
     private let redisStores: RedisClient
     private let shared: ProxyContext
+    /// Fill announcements from every instance's released leases, on a dedicated connection.
+    private let fills: RedisSubscriber
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let adminChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
@@ -64,7 +66,12 @@ public final class ProxyServer: Sendable {
         let storage = RedisCacheStorage(
             redis: redis, stores: redisStores, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout,
             purgeTimeout: configuration.redis.purgeTimeout, clock: clock)
-        self.shared = ProxyContext(configuration: configuration, storage: storage, eventLoopGroup: eventLoopGroup, logger: logger)
+        let shared = ProxyContext(configuration: configuration, storage: storage, eventLoopGroup: eventLoopGroup, logger: logger)
+        self.shared = shared
+        self.fills = RedisSubscriber(
+            url: configuration.redis.url, channel: configuration.redis.keyPrefix + "fills", eventLoop: eventLoopGroup.next(),
+            logger: logger,
+            onMessage: { digest in shared.leases.fillAnnounced(String(buffer: digest)) })
     }
 
     /// Connects to Redis (in the background: the proxy serves, uncached, while Redis is away) and
@@ -74,6 +81,7 @@ public final class ProxyServer: Sendable {
         Self.raiseOpenFileLimit()
         redis.connect()
         redisStores.connect()
+        fills.start()
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
@@ -164,6 +172,7 @@ public final class ProxyServer: Sendable {
         // Background refreshes: finished if they can be within what is left of the grace period.
         await shared.refresher.shutdown(gracePeriod: max(.zero, deadline - NIODeadline.now()))
         await shared.closeIdleUpstreamConnections()
+        await fills.shutdown()
         await redis.shutdown()
         await redisStores.shutdown()
         logger.info("cache-proxy stopped")
