@@ -4,7 +4,7 @@ CONFIG ?= config/flask-api.yaml
 FLASK_DIR := examples/flask-api
 VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation loadtest flask-venv clean
+.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation bench-stampede loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -35,11 +35,13 @@ test: deps flask-venv
 run: release flask-venv
 	@scripts/run.sh $(CONFIG)
 
-## HTTP benchmark: origin direct, cache-proxy HIT/MISS, nginx proxy_cache, with wrk.
+## HTTP benchmark: origin direct, cache-proxy HIT/MISS, nginx proxy_cache, with wrk; then the
+## stampede scenario (origin requests per 1,000 concurrent cold requests, 1 and 3 instances).
 bench: deps
 	@scripts/install-deps.sh wrk nginx-light curl
 	$(SWIFT) build -c release
 	python3 scripts/bench.py
+	.build/release/cache-proxy-bench stampede
 
 ## The example API direct, with Flask-Caching, behind cache-proxy and behind nginx: one run,
 ## under 5 minutes; writes loadtest-results/{results.csv,correctness.csv,chart.png,summary.md}.
@@ -63,6 +65,11 @@ bench-redis-mixed: deps
 bench-invalidation: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
 	.build/release/cache-proxy-bench invalidation
+
+## Request coalescing: origin requests per 1,000 concurrent cold requests, 1 and 3 instances.
+bench-stampede: deps
+	$(SWIFT) build -c release --product cache-proxy-bench
+	.build/release/cache-proxy-bench stampede
 
 clean:
 	rm -rf .build $(VENV)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -52,21 +53,25 @@ struct OriginServer: AsyncParsableCommand {
     }
 }
 
-private final class OriginHandler: ChannelInboundHandler {
+final class OriginHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     let body: ByteBuffer
     let headers: HTTPHeaders
     let delay: TimeAmount
+    /// Counts requests, when given.
+    let counter: NIOLockedValueBox<Int>?
 
-    init(body: ByteBuffer, delay: TimeAmount) {
+    init(body: ByteBuffer, delay: TimeAmount, counter: NIOLockedValueBox<Int>? = nil) {
         self.body = body
         self.delay = delay
+        self.counter = counter
         self.headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(body.readableBytes)")])
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .end = unwrapInboundIn(data) else { return }
+        counter?.withLockedValue { $0 += 1 }
         if delay > .zero {
             context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.respond(context: context) }
         } else {

@@ -83,5 +83,5 @@ struct RedisBenchmark: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-proxy-bench", abstract: "cache-proxy benchmarks.",
-        subcommands: [RedisBenchmark.self, RedisMixedBenchmark.self, InvalidationBenchmark.self, OriginServer.self])
+        subcommands: [RedisBenchmark.self, RedisMixedBenchmark.self, InvalidationBenchmark.self, StampedeBenchmark.self, OriginServer.self])
 }
