@@ -74,19 +74,35 @@ final class BackgroundRefresher: Sendable {
                 return
             }
             let held = (try? lease.get()) == true
-            fetch.start(head: head, body: job.body).whenComplete { result in
-                switch result {
-                case .success(var response):
-                    self.store(job, &response, lookedUpAt: lookedUpAt, eventLoop: pool.eventLoop) {
-                        if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
-                    }
-                case .failure(let error):
+            // Refreshed between the stale lookup and the lease (another refresh just ended)?
+            self.storage.peekFill(job.key, on: pool.eventLoop).whenComplete { peeked in
+                if case .success(.filled) = peeked {
                     self.finish(digest)
                     if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
-                    self.warnings.warning(
-                        "refresh-failed", "a background refresh failed; the stale entry stays until its window ends",
-                        metadata: ["route": "\(job.route.name)", "error": "\(error)"])
+                    return
                 }
+                self.fetch(job, fetch, head: head, held: held, token: token, lookedUpAt: lookedUpAt, pool: pool)
+            }
+        }
+    }
+
+    private func fetch(
+        _ job: RefreshJob, _ fetch: UpstreamFetch, head: HTTPRequestHead, held: Bool, token: String, lookedUpAt: Int64, pool: UpstreamPool
+    ) {
+        let digest = job.key.digest
+        let release: @Sendable () -> Void = {
+            if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
+        }
+        fetch.start(head: head, body: job.body).whenComplete { result in
+            switch result {
+            case .success(var response):
+                self.store(job, &response, lookedUpAt: lookedUpAt, eventLoop: pool.eventLoop, then: release)
+            case .failure(let error):
+                self.finish(digest)
+                release()
+                self.warnings.warning(
+                    "refresh-failed", "a background refresh failed; the stale entry stays until its window ends",
+                    metadata: ["route": "\(job.route.name)", "error": "\(error)"])
             }
         }
     }

@@ -30,6 +30,8 @@ final class Coalescer: Sendable {
     enum Delivery: Sendable {
         /// The leader's stored entry.
         case entry(CacheEntry)
+        /// A stale entry the leader served while another instance fetches.
+        case stale(CacheEntry)
         /// Fetch yourself.
         case released
     }
@@ -37,6 +39,8 @@ final class Coalescer: Sendable {
     /// How a leader's fetch ended.
     enum Outcome: Sendable {
         case stored(CacheEntry)
+        /// Another instance holds the fetch lease; the leader served this stale entry meanwhile.
+        case servedStale(CacheEntry)
         /// Not storable: waiters are released and the key is remembered as uncacheable.
         case uncacheable
         /// Failed (origin or Redis trouble, the client left): waiters are released.
@@ -109,6 +113,7 @@ final class Coalescer: Sendable {
         let delivery: Delivery
         switch outcome {
         case .stored(let entry): delivery = .entry(entry)
+        case .servedStale(let entry): delivery = .stale(entry)
         case .uncacheable, .failed: delivery = .released
         }
         for waiter in waiters {

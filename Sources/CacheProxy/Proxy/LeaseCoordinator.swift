@@ -8,6 +8,8 @@ enum LeaseResolution: Sendable {
     case acquired(token: String)
     /// Another instance fetched and stored it meanwhile.
     case filled(CacheEntry)
+    /// Another instance holds the lease, and the caller has a stale entry to serve meanwhile.
+    case taken
     /// Waited `coalesce_timeout` for another instance: fetch without the lease.
     case fetchAlone
     /// Redis trouble: fetch without the lease (never an error for the client).
@@ -59,8 +61,11 @@ final class LeaseCoordinator: Sendable {
     }
 
     /// Resolves the lease of `key`: `completion` runs once, on `eventLoop`.
+    ///
+    /// - Parameter takenIsEnough: answer ``LeaseResolution/taken`` at once when another instance
+    ///   holds the lease (the caller serves a stale entry) instead of waiting for its fill.
     func resolve(
-        _ key: CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, on eventLoop: EventLoop,
+        _ key: CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool = false, on eventLoop: EventLoop,
         _ completion: @escaping @Sendable (LeaseResolution) -> Void
     ) {
         let token = Self.randomToken()
@@ -87,7 +92,17 @@ final class LeaseCoordinator: Sendable {
         @Sendable func attempt() {
             storage.acquireLease(key, token: token, ttl: ttl, on: eventLoop).whenComplete { result in
                 switch result {
-                case .success(true): finish(.acquired(token: token))
+                case .success(true):
+                    // Filled between our lookup and the lease (a holder that just released it)?
+                    storage.peekFill(key, on: eventLoop).whenComplete { peeked in
+                        if case .success(.filled(let entry)) = peeked {
+                            storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in }
+                            finish(.filled(entry))
+                        } else {
+                            finish(.acquired(token: token))
+                        }
+                    }
+                case .success(false) where takenIsEnough: finish(.taken)
                 case .success(false): look(after: wait.interval)
                 case .failure: finish(.unavailable)
                 }

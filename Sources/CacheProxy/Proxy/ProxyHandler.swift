@@ -175,10 +175,10 @@ final class ProxyHandler: ChannelInboundHandler {
             shared.coalescer.complete(ticket, with: outcome)
         case .leaveFetch(let waiter):
             shared.coalescer.leave(waiter)
-        case .lease(let key, let ttl, let waitLimit, let id):
+        case .lease(let key, let ttl, let waitLimit, let takenIsEnough, let id):
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let storage = shared.storage
-            shared.leases.resolve(key, ttl: ttl, waitLimit: waitLimit, on: context.eventLoop) { resolution in
+            shared.leases.resolve(key, ttl: ttl, waitLimit: waitLimit, takenIsEnough: takenIsEnough, on: context.eventLoop) { resolution in
                 let handler = loopBound.value
                 handler.perform(handler.machine.leaseResolved(request: id, key: key, resolution, now: storage.now()))
             }

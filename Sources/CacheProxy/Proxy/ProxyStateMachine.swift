@@ -63,7 +63,8 @@ struct ProxyStateMachine {
         case leaveFetch(Coalescer.WaiterID)
         /// Takes the key's fetch lease across instances, or waits for another instance's fill;
         /// answer with ``leaseResolved(request:key:_:now:)``.
-        case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, request: Int)
+        /// With `takenIsEnough`, a lease held elsewhere is answered at once (a stale entry is served).
+        case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool, request: Int)
         /// Gives the lease back (and announces the fill).
         case releaseLease(CacheKey, token: String)
         // Upstream.
@@ -558,7 +559,10 @@ struct ProxyStateMachine {
             self.exchange!.leaderTicket = ticket
             self.exchange!.responseSide = .leasing(body: body, store)
             let timeout = store.route.coalesceTimeout
-            actions.append(.lease(store.key, ttl: Self.leaseTTL(timeout), waitLimit: timeout, request: exchange.id))
+            actions.append(
+                .lease(
+                    store.key, ttl: Self.leaseTTL(timeout), waitLimit: timeout, takenIsEnough: store.staleEntry != nil, request: exchange.id
+                ))
         case .alone:
             startForwarding(body: body, ended: true, store: store, &actions)
         case .follower(let waiter):
@@ -580,6 +584,9 @@ struct ProxyStateMachine {
         case .entry(let entry):
             self.exchange!.responseSide = .forwarding(store: nil)  // no longer waiting; answered below
             respondFromCache(entry, outcome: .coalesced(ttl: entry.remainingTTL(now: now)), now: now, &actions)
+        case .stale(let entry):
+            self.exchange!.responseSide = .forwarding(store: nil)
+            respondFromCache(entry, outcome: .stale(.revalidating), now: now, &actions)
         case .released:
             startForwarding(body: body, ended: true, store: store, &actions)
         }
@@ -609,6 +616,15 @@ struct ProxyStateMachine {
             endLeadership(.stored(entry), &actions)
             self.exchange!.responseSide = .forwarding(store: nil)  // no longer leasing; answered below
             respondFromCache(entry, outcome: .coalesced(ttl: entry.remainingTTL(now: now)), now: now, &actions)
+        case .taken:
+            // Another instance fetches: serve the stale entry meanwhile (so do this instance's waiters).
+            guard let stale = store.staleEntry else {
+                startForwarding(body: body, ended: true, store: store, &actions)
+                break
+            }
+            endLeadership(.servedStale(stale), &actions)
+            self.exchange!.responseSide = .forwarding(store: nil)
+            respondFromCache(stale, outcome: .stale(.revalidating), now: now, &actions)
         case .fetchAlone, .unavailable:
             startForwarding(body: body, ended: true, store: store, &actions)
         }

@@ -131,4 +131,25 @@ import Testing
             #expect(answered.allSatisfy { $0.status == .ok })
         }
     }
+
+    /// A stale entry in hand: an instance that finds the lease taken serves it at once instead
+    /// of waiting for the other instance's fetch.
+    @Test func anInstanceFindingTheLeaseTakenServesItsStaleEntry() async throws {
+        try await withSharedCache(instances: 2) { h in
+            #expect(try await h.clients[0].get("/fallback/a").cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            try await Task.sleep(for: .milliseconds(1100))  // past its 1 s TTL, inside stale_if_error
+            let release = h.origin.hold("/fallback/a", on: ProxyHarness.group.next())
+            async let refetch = h.clients[0].get("/fallback/a")
+            try await waitUntil { h.origin.hasRead("/fallback/a") }
+            let started = Date()
+            let other = try await h.clients[1].get("/fallback/a")
+            #expect(other.xCache == "STALE")
+            #expect(other.cacheStatus == "cache-proxy; hit; fwd=stale; detail=revalidating")
+            #expect(other.json["count"] as? Int == 1)
+            #expect(Date().timeIntervalSince(started) < 1)
+            release.succeed()
+            #expect(try await refetch.cacheStatus == "cache-proxy; fwd=stale; stored")
+            #expect(h.origin.count("/fallback/a") == 2)
+        }
+    }
 }

@@ -25,7 +25,7 @@ import Testing
     /// the lease back and hands the entry to its waiters.
     @Test func theLeaderFetchesAndHandsItsStoredEntryOn() {
         var m = Self.joining()
-        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms 1"])
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms 1"])  // no stale entry: waits for a fill
         #expect(
             describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)) == [
                 "setTimer upstream", "acquireUpstream",
@@ -88,6 +88,30 @@ import Testing
                 "writeEnd keep-alive",
                 "setTimer client",
             ])
+    }
+
+    /// With a stale entry (inside stale_if_error), a lease held by another instance means: serve
+    /// it now, and so do this instance's waiters.
+    @Test func aLeaseHeldElsewhereServesTheStaleEntryToTheLeaderAndItsWaiters() {
+        let settings = ProxyStateMachineTests.settings(routes: "  - path: /c\n    stale_if_error: 60s", coalesce: true)
+        var m = ProxyStateMachineTests.machine(settings)
+        _ = m.requestHead(ProxyStateMachineTests.get)
+        _ = m.requestEnd()
+        #expect(describe(m.lookupCompleted(request: 1, .stale(Self.entry, pastTTL: 1_000), now: 1_031_000)) == ["joinFetch 1"])
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms or-stale 1"])
+        #expect(
+            describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .taken, now: 1_031_000)) == [
+                "completeFetch servedStale", "writeHead 200 STALE revalidating age=31", "writeBody 6", "log GET /c 200 STALE",
+                "writeEnd keep-alive", "setTimer client",
+            ])
+        var waiter = ProxyStateMachineTests.machine(settings)
+        _ = waiter.requestHead(ProxyStateMachineTests.get)
+        _ = waiter.requestEnd()
+        _ = waiter.lookupCompleted(request: 1, .stale(Self.entry, pastTTL: 1_000), now: 1_031_000)
+        _ = waiter.fetchJoined(request: 1, .follower(Self.waiter))
+        #expect(
+            describe(waiter.fetchDelivered(request: 1, .stale(Self.entry), now: 1_031_000)).contains(
+                "writeHead 200 STALE revalidating age=31"))
     }
 
     @Test func withoutTheLeaseTheLeaderFetchesAlone() {
@@ -177,6 +201,7 @@ import Testing
             { delivery in
                 switch delivery {
                 case .entry(let entry): received.withLockedValue { $0.append("\(name) \(String(buffer: entry.body))") }
+                case .stale(let entry): received.withLockedValue { $0.append("\(name) stale \(String(buffer: entry.body))") }
                 case .released: received.withLockedValue { $0.append("\(name) released") }
                 }
             }

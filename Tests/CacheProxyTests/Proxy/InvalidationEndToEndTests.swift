@@ -46,6 +46,11 @@ final class SharedCacheHarness: Sendable {
             ttl: TAGGED_TTL
           - name: private
             path: /private/*
+          - name: fallback
+            path: /fallback/*
+            ttl: 1s
+            stale_if_error: 60s
+            stale_while_revalidate: 0s
           - name: echo_json
             path: /echo
             methods: [POST]

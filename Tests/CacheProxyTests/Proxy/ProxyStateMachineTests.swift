@@ -504,11 +504,13 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .completeFetch(_, let outcome):
             switch outcome {
             case .stored: return "completeFetch stored"
+            case .servedStale: return "completeFetch servedStale"
             case .uncacheable: return "completeFetch uncacheable"
             case .failed: return "completeFetch failed"
             }
         case .leaveFetch: return "leaveFetch"
-        case .lease(_, let ttl, let wait, let id): return "lease \(ttl.nanoseconds / 1_000_000)ms/\(wait.nanoseconds / 1_000_000)ms \(id)"
+        case .lease(_, let ttl, let wait, let takenIsEnough, let id):
+            return "lease \(ttl.nanoseconds / 1_000_000)ms/\(wait.nanoseconds / 1_000_000)ms\(takenIsEnough ? " or-stale" : "") \(id)"
         case .releaseLease(_, let token): return "releaseLease \(token)"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):

@@ -114,4 +114,45 @@ import Testing
             #expect(took < 10, "shutdown took \(took) s")
         }
     }
+
+    /// A background refresh that fails (the origin answers 503) stores nothing: the stale entry
+    /// is served again, and the next stale hit tries another refresh.
+    @Test func aFailedRefreshLeavesTheStaleEntryAndIsTriedAgain() async throws {
+        try await withProxy(
+            routes: """
+                  - path: /toggle/*
+                    ttl: 10s
+                    stale_while_revalidate: 60s
+                """
+        ) { h in
+            #expect(try await h.client.get("/toggle/r").cacheStatus == "cache-proxy; fwd=uri-miss; stored")
+            h.clock.advance(by: .seconds(15))
+            h.origin.setToggleStatus(503)
+            #expect(try await h.client.get("/toggle/r").xCache == "STALE")
+            try await waitUntil { h.origin.count("/toggle/r") == 2 }
+            try await Task.sleep(for: .milliseconds(100))  // the failed refresh is over
+            let again = try await h.client.get("/toggle/r")
+            #expect(again.xCache == "STALE")
+            #expect(again.json["count"] as? Int == 1)
+            try await waitUntil { h.origin.count("/toggle/r") == 3 }
+            #expect(h.origin.count("/toggle/r") == 3)
+            // The origin recovers: the next refresh replaces the entry.
+            h.origin.setToggleStatus(200)
+            try await Task.sleep(for: .milliseconds(50))
+            _ = try await h.client.get("/toggle/r")
+            var fresh = try await h.client.get("/toggle/r")
+            let deadline = Date().addingTimeInterval(5)
+            while fresh.xCache != "HIT", Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+                fresh = try await h.client.get("/toggle/r")
+            }
+            #expect(fresh.xCache == "HIT")
+            #expect((fresh.json["count"] as? Int ?? 0) >= 4)
+        }
+    }
+
+    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+    }
 }

@@ -16,8 +16,9 @@ import NIOPosix
 /// - `GET /tagged/<name>?keys=a+b` → 200 with `Surrogate-Key: a b`
 /// - `POST /echo…` → 200 with this path's request count and the body
 /// - `GET /private/<name>` → 200 with `Cache-Control: private` (never stored)
+/// - `GET /fallback/<name>` → 200, or 503 while `state.failing` is set
 ///
-/// ``hold(_:)`` makes the next request of `/users/all`, `/users/one` or `/private/…` read its
+/// ``hold(_:)`` makes the next request of `/users/all`, `/users/one`, `/private/…` or `/fallback/…` read its
 /// answer at once and send it only when released: a fetch that started before a write and ends
 /// after it, or a slow fetch others pile up behind.
 final class UsersOrigin: Sendable {
@@ -36,6 +37,8 @@ final class UsersOrigin: Sendable {
         var held: [String: EventLoopPromise<Void>] = [:]
         /// Paths whose held request has read its answer.
         var readWhileHeld: Set<String> = []
+        /// `/fallback/…` answers 503 while set.
+        var failing = false
     }
 
     private init(port: Int, channel: Channel, state: NIOLockedValueBox<State>) {
@@ -160,6 +163,10 @@ private final class UsersHandler: ChannelInboundHandler {
                 let held = state.held.removeValue(forKey: path)
                 if held != nil { state.readWhileHeld.insert(path) }
                 return (.ok, Self.json(["path": path, "count": state.counts[path]!]), held)
+            case (.GET, _) where path.hasPrefix("/fallback/"):
+                let held = state.held.removeValue(forKey: path)
+                if held != nil { state.readWhileHeld.insert(path) }
+                return (state.failing ? .serviceUnavailable : .ok, Self.json(["path": path, "count": state.counts[path]!]), held)
             case (.GET, _) where path.hasPrefix("/tagged/"):
                 return (.ok, Self.json(["path": path, "count": state.counts[path]!]), nil)
             default:
