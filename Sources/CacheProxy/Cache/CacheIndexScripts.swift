@@ -27,19 +27,32 @@ enum CacheIndexScripts {
     /// How long purge records are kept; a fetch that takes longer is not stored.
     static let purgeRecordLifetime: Int64 = 15 * 60 * 1000
 
-    /// ARGV: prefix, digest, value, lifetime ms, generation, url, now ms, tag index names (`t:…`)…
-    /// Returns 1 when stored, 0 when refused (purged since the generation).
+    /// ARGV: prefix, digest, value, lifetime ms, generation, url, now ms, lease token (empty: none),
+    /// tag index names (`t:…`)…
+    /// Returns 1 when stored, 0 when refused (purged since the generation). Either way, a lease
+    /// held with the token is released and the fill announced (one round trip for both).
     static let store = RedisScript(
         """
         local p, digest, life, gen, url, now = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-        if tonumber(redis.call('GET', p .. 'p-all') or '0') > gen then return 0 end
-        if tonumber(redis.call('GET', p .. 'p:u:' .. url) or '0') > gen then return 0 end
-        for i = 8, #ARGV do
-          if tonumber(redis.call('GET', p .. 'p:' .. ARGV[i]) or '0') > gen then return 0 end
+        local function release()
+          if ARGV[8] ~= '' and redis.call('GET', p .. 'lease:' .. digest) == ARGV[8] then
+            redis.call('DEL', p .. 'lease:' .. digest)
+            redis.call('PUBLISH', p .. 'fills', digest)
+          end
+        end
+        local purged = tonumber(redis.call('GET', p .. 'p-all') or '0') > gen
+          or tonumber(redis.call('GET', p .. 'p:u:' .. url) or '0') > gen
+        for i = 9, #ARGV do
+          if purged then break end
+          purged = tonumber(redis.call('GET', p .. 'p:' .. ARGV[i]) or '0') > gen
+        end
+        if purged then
+          release()
+          return 0
         end
         local expiry = now + life
         redis.call('SET', p .. 'v2:' .. digest, ARGV[3], 'PX', life)
-        for i = 8, #ARGV do
+        for i = 9, #ARGV do
           local k = p .. 'i:' .. ARGV[i]
           redis.call('ZADD', k, expiry, digest)
           redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
@@ -57,6 +70,7 @@ enum CacheIndexScripts {
           redis.call('ZREM', p .. 'expiry', unpack(old))
           redis.call('ZREM', p .. 'urls', unpack(old))
         end
+        release()
         return 1
         """)
 

@@ -43,11 +43,15 @@ public struct StoreRequest: Sendable {
     public var generation: Int64
     /// The URL index name: the path and normalized query (see ``CacheIndexName/url(path:query:)``).
     public var url: String
-    public init(entry: CacheEntry, key: CacheKey, generation: Int64, url: String) {
+    /// The fetch lease this store releases (announcing the fill) when it holds it; nil: none.
+    public var leaseToken: String?
+
+    public init(entry: CacheEntry, key: CacheKey, generation: Int64, url: String, leaseToken: String? = nil) {
         self.entry = entry
         self.key = key
         self.generation = generation
         self.url = url
+        self.leaseToken = leaseToken
     }
 }
 

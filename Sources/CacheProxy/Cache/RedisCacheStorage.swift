@@ -92,7 +92,7 @@ public struct RedisCacheStorage: CacheStorage {
         let lifetime = max(1, entry.ttl + entry.grace)
         var arguments: [RedisArgument] = [
             .string(keyPrefix), .string(request.key.digest), .bytes(CacheEntryCodec.encode(entry)), .integer(lifetime),
-            .integer(request.generation), .string(request.url), .integer(clock()),
+            .integer(request.generation), .string(request.url), .integer(clock()), .string(request.leaseToken ?? ""),
         ]
         arguments.reserveCapacity(arguments.count + entry.tags.count)
         for tag in entry.tags { arguments.append(.string(CacheIndexName.tag(tag))) }

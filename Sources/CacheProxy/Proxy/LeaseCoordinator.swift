@@ -93,15 +93,7 @@ final class LeaseCoordinator: Sendable {
             storage.acquireLease(key, token: token, ttl: ttl, on: eventLoop).whenComplete { result in
                 switch result {
                 case .success(true):
-                    // Filled between our lookup and the lease (a holder that just released it)?
-                    storage.peekFill(key, on: eventLoop).whenComplete { peeked in
-                        if case .success(.filled(let entry)) = peeked {
-                            storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in }
-                            finish(.filled(entry))
-                        } else {
-                            finish(.acquired(token: token))
-                        }
-                    }
+                    finish(.acquired(token: token))
                 case .success(false) where takenIsEnough: finish(.taken)
                 case .success(false): look(after: wait.interval)
                 case .failure: finish(.unavailable)

@@ -30,7 +30,8 @@ struct ProxyStateMachine {
         case upstream
     }
 
-    /// What ``ProxyHandler`` must do.
+    /// What ``ProxyHandler`` must do. Cases with large payloads are `indirect`: every action of
+    /// a hit moves through arrays of this enum, whose size is that of its largest case.
     enum Action {
         // Client connection.
         case sendContinue(HTTPVersion)
@@ -49,24 +50,24 @@ struct ProxyStateMachine {
         /// Looks the key up; answer with ``lookupCompleted(request:_:now:)``.
         case lookup(CacheKey, request: Int)
         /// Stores the entry; answer with ``storeCompleted(request:_:)``.
-        case store(StoreRequest, request: Int)
+        indirect case store(StoreRequest, request: Int)
         /// Purges; answer with ``purgeCompleted(request:_:)``.
-        case purge(PurgeSelector, soft: Bool, request: Int)
+        indirect case purge(PurgeSelector, soft: Bool, request: Int)
         /// Fetches and stores a fresh copy in the background (no answer: it concerns no client).
-        case refresh(RefreshJob)
+        indirect case refresh(RefreshJob)
         /// Joins the instance's fetch of a key (``Coalescer/join(_:eventLoop:now:deliver:)``);
         /// answer at once with ``fetchJoined(request:_:)``, deliveries with ``fetchDelivered(request:_:now:)``.
         case joinFetch(digest: String, request: Int)
         /// The leader's fetch ended.
-        case completeFetch(Coalescer.Ticket, Coalescer.Outcome)
+        indirect case completeFetch(Coalescer.Ticket, Coalescer.Outcome)
         /// A waiter stops waiting.
         case leaveFetch(Coalescer.WaiterID)
         /// Takes the key's fetch lease across instances, or waits for another instance's fill;
         /// answer with ``leaseResolved(request:key:_:now:)``.
         /// With `takenIsEnough`, a lease held elsewhere is answered at once (a stale entry is served).
-        case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool, request: Int)
+        indirect case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool, request: Int)
         /// Gives the lease back (and announces the fill).
-        case releaseLease(CacheKey, token: String)
+        indirect case releaseLease(CacheKey, token: String)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -79,8 +80,8 @@ struct ProxyStateMachine {
         /// The current upstream connection (or the one being acquired) is not reused.
         case closeUpstream
         // Reporting.
-        case log(RequestLog)
-        case warn(ProxyWarning)
+        indirect case log(RequestLog)
+        indirect case warn(ProxyWarning)
     }
 
     /// What happened to one request: the log line.
@@ -466,9 +467,11 @@ struct ProxyStateMachine {
         switch result {
         case .success(.stored):
             self.exchange!.outcome = exchange.outcome.with(.stored)
+            self.exchange!.lease = nil  // released by the store itself
             endLeadership(.stored(entry), &actions)
         case .success(.refusedPurged):
             self.exchange!.outcome = exchange.outcome.with(.notStored(.purged))
+            self.exchange!.lease = nil
             endLeadership(.failed, &actions)
         case .failure(let error):
             actions.append(.warn(.redisStoreFailed(error)))
@@ -775,7 +778,8 @@ struct ProxyStateMachine {
         switch exchange.responseSide {
         case .buffering(let head, let body, let store):
             switch storeRequest(head, body, store, now: now) {
-            case .store(let request):
+            case .store(var request):
+                request.leaseToken = exchange.lease?.token
                 self.exchange!.responseSide = .storing(head, body, request.entry)
                 actions.append(.store(request, request: exchange.id))
             case .skip(let reason):

@@ -21,11 +21,12 @@ import Testing
         return m
     }
 
-    /// The leader of its instance takes the lease across instances, fetches, stores, then gives
-    /// the lease back and hands the entry to its waiters.
+    /// The leader of its instance takes the lease across instances, fetches, stores (which gives
+    /// the lease back) and hands the entry to its waiters.
     @Test func theLeaderFetchesAndHandsItsStoredEntryOn() {
         var m = Self.joining()
-        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms 1"])  // no stale entry: waits for a fill
+        // No stale entry: a lease held elsewhere means waiting for the fill.
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["lease 2500ms/5000ms 1"])
         #expect(
             describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)) == [
                 "setTimer upstream", "acquireUpstream",
@@ -33,10 +34,17 @@ import Testing
         _ = m.upstreamAcquired(reused: false)
         _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
         _ = m.upstreamBody(ByteBuffer(string: "fresh"))
-        _ = m.upstreamEnd(now: 5)
+        // The store releases the lease itself (one round trip), so no separate release follows.
+        let stored = m.upstreamEnd(now: 5)
+        guard case .store(let request, _) = stored.last else {
+            Issue.record("not stored")
+            return
+        }
+        #expect(request.leaseToken == "t")
         let actions = m.storeCompleted(request: 1, .success(.stored))
-        #expect(describe(actions).prefix(2) == ["releaseLease t", "completeFetch stored"])
-        guard case .completeFetch(let ticket, .stored(let entry)) = actions[1] else { return }
+        #expect(describe(actions).first == "completeFetch stored")
+        #expect(!describe(actions).contains { $0.hasPrefix("releaseLease") })
+        guard case .completeFetch(let ticket, .stored(let entry)) = actions[0] else { return }
         #expect(ticket == Self.ticket)
         #expect(String(buffer: entry.body) == "fresh")
     }
@@ -230,6 +238,24 @@ import Testing
         {
         } else {
             Issue.record("still uncacheable after the hit-for-miss time")
+        }
+    }
+}
+
+extension CoalescingStateMachineTests {
+    /// A store that fails (Redis trouble) may not have released the lease: it is given back
+    /// separately; a refused store released it in its script.
+    @Test func aFailedStoreGivesTheLeaseBackSeparately() {
+        for (result, release) in [(Result<StoreReply, any Error>.failure(RedisClientError.timeout), true), (.success(.refusedPurged), false)] {
+            var m = Self.joining()
+            _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+            _ = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)
+            _ = m.upstreamAcquired(reused: false)
+            _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+            _ = m.upstreamEnd(now: 5)
+            let actions = describe(m.storeCompleted(request: 1, result))
+            #expect(actions.contains("releaseLease t") == release)
+            #expect(actions.contains("completeFetch failed"))
         }
     }
 }
