@@ -86,6 +86,16 @@ enum CacheIndexScripts {
         return 0
         """)
 
+    /// ARGV: lease key, token, ttl ms. Extends the lease only if the token still holds it.
+    static let renewLease = RedisScript(
+        """
+        if redis.call('GET', ARGV[1]) == ARGV[2] then
+          redis.call('PEXPIRE', ARGV[1], ARGV[3])
+          return 1
+        end
+        return 0
+        """)
+
     /// ARGV: prefix, soft (1/0), record lifetime ms, tag index names (`t:…`)…
     /// Returns how many entries were removed (or marked stale).
     static let purgeTags = RedisScript(

@@ -139,6 +139,8 @@ public protocol CacheStorage: Sendable {
     func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool>
     /// Gives the lease back if `token` still holds it (compare and delete), and tells waiters.
     func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void>
+    /// Extends the lease to `ttl` if `token` still holds it; false when it does not.
+    func renewLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool>
     /// What a waiter sees: the entry (once stored), whether the lease is still held, and the
     /// purge generation. Fails on storage trouble.
     func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState>

@@ -143,19 +143,37 @@ public struct RedisCacheStorage: CacheStorage {
         ).map { _ in }
     }
 
+    public func renewLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        lookups.run(
+            CacheIndexScripts.renewLease,
+            arguments: [.string(leaseKey(key)), .string(token), .integer(max(1, ttl.nanoseconds / 1_000_000))],
+            on: eventLoop, timeout: timeout
+        ).map { $0 == .integer(1) }
+    }
+
     public func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState> {
-        let clock = self.clock
-        let command = RedisCommand(
-            "MGET", [.string(key.redisKey(prefix: keyPrefix)), .string(leaseKey(key)), .string(keyPrefix + "seq")])
-        return lookups.send(command, on: eventLoop, timeout: timeout).flatMapThrowing { reply in
-            guard case .array(let values) = reply, values.count == 3 else { throw RedisClientError.unexpectedReply(to: "MGET", reply) }
-            if case .bulkString(let value) = values[0], case .entry(let entry) = CacheEntryCodec.decode(value), entry.isFresh(now: clock())
+        // Polled every 50 ms by waiters: read only the entry's fixed header (26 bytes: version,
+        // flags, storedAt, ttl, grace) with the lease and the generation, and the whole entry
+        // only once it is fresh.
+        let entryKey = key.redisKey(prefix: keyPrefix)
+        let header = lookups.send(RedisCommand("GETRANGE", [.string(entryKey), 0, 25]), on: eventLoop, timeout: timeout)
+        let lease = lookups.send(RedisCommand("GET", [.string(leaseKey(key))]), on: eventLoop, timeout: timeout)
+        let seq = lookups.send(RedisCommand("GET", [.string(keyPrefix + "seq")]), on: eventLoop, timeout: timeout)
+        let now = clock()
+        return header.and(lease).and(seq).flatMap { values in
+            let ((header, lease), seq) = values
+            if case .bulkString(var bytes) = header, bytes.readableBytes == 26,
+                bytes.readInteger(as: UInt8.self) == CacheEntryCodec.version, let flags = bytes.readInteger(as: UInt8.self), flags & 1 == 0,
+                let storedAt = bytes.readInteger(as: Int64.self), let ttl = bytes.readInteger(as: Int64.self), now < storedAt + ttl
             {
-                return .filled(entry)
+                return self.lookups.send(RedisCommand("GET", [.string(entryKey)]), on: eventLoop, timeout: self.timeout).map { value in
+                    if case .bulkString(let value) = value, case .entry(let entry) = CacheEntryCodec.decode(value) { return .filled(entry) }
+                    return .abandoned(generation: 0)
+                }
             }
-            if case .bulkString = values[1] { return .pending }
-            let generation = values[2].bytes.flatMap { Int64(String(buffer: $0)) } ?? 0
-            return .abandoned(generation: generation)
+            if case .bulkString = lease { return eventLoop.makeSucceededFuture(.pending) }
+            let generation = seq.bytes.flatMap { Int64(String(buffer: $0)) } ?? 0
+            return eventLoop.makeSucceededFuture(.abandoned(generation: generation))
         }
     }
 }

@@ -51,6 +51,18 @@ struct ProxyRequest: Sendable {
     }
 }
 
+extension ProxyRequest {
+    /// Headers that would make the origin answer a cache fill with something other than the
+    /// full representation (a 304 for one client's validator, a 206 for one client's range).
+    /// A fetch whose answer is for the cache goes without them; the client still gets a valid
+    /// full answer.
+    static let cacheFillStrippedHeaders = ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"]
+
+    static func removeCacheFillHeaders(_ head: inout HTTPRequestHead) {
+        for name in cacheFillStrippedHeaders where head.headers.contains(name: name) { head.headers.remove(name: name) }
+    }
+}
+
 /// How the proxy frames the body it sends upstream; always derived by the proxy, never copied.
 enum UpstreamFraming: Hashable, Sendable {
     /// No body and no framing header.

@@ -32,11 +32,13 @@ final class BackgroundRefresher: Sendable {
     private let state = NIOLockedValueBox(State())
     private let settings: ProxySettings
     private let storage: any CacheStorage
+    private let leases: LeaseCoordinator
     private let warnings: RateLimitedLogger
 
-    init(settings: ProxySettings, storage: any CacheStorage, warnings: RateLimitedLogger) {
+    init(settings: ProxySettings, storage: any CacheStorage, leases: LeaseCoordinator, warnings: RateLimitedLogger) {
         self.settings = settings
         self.storage = storage
+        self.leases = leases
         self.warnings = warnings
     }
 
@@ -62,8 +64,9 @@ final class BackgroundRefresher: Sendable {
         let framing: UpstreamFraming =
             job.body.readableBytes > 0 || job.request.framing != .none || job.request.announcesEmptyBody
             ? .length(job.body.readableBytes) : .none
-        let head = job.request.upstreamHead(
+        var head = job.request.upstreamHead(
             framing: framing, clientAddress: job.clientAddress, preserveHost: settings.preserveHost, upstreamHost: settings.upstreamHost)
+        ProxyRequest.removeCacheFillHeaders(&head)
         let lookedUpAt = storage.now()
         let token = LeaseCoordinator.randomToken()
         let ttl = ProxyStateMachine.leaseTTL(job.route.coalesceTimeout > .zero ? job.route.coalesceTimeout : .seconds(5))
@@ -74,6 +77,7 @@ final class BackgroundRefresher: Sendable {
                 return
             }
             let held = (try? lease.get()) == true
+            if held { self.leases.renew(job.key, token: token, ttl: ttl, on: pool.eventLoop) }
             // Refreshed between the stale lookup and the lease (another refresh just ended)?
             self.storage.peekFill(job.key, on: pool.eventLoop).whenComplete { peeked in
                 if case .success(.filled) = peeked {

@@ -54,6 +54,9 @@ final class LeaseCoordinator: Sendable {
         self.pollInterval = pollInterval
     }
 
+    /// Keys with a waiter registered for announcements (for tests: it must drop back to zero).
+    var waitingKeys: Int { waiters.withLockedValue { $0.count } }
+
     /// A fill was announced for `digest` (a lease released): its waiters look now.
     func fillAnnounced(_ digest: String) {
         let wake = waiters.withLockedValue { $0[digest].map { Array($0.values) } ?? [] }
@@ -80,13 +83,21 @@ final class LeaseCoordinator: Sendable {
         let pending = NIOLockedValueBox<Scheduled<Void>?>(nil)
 
         @Sendable func finish(_ resolution: LeaseResolution) {
-            guard
-                done.withLockedValue({ done in
-                    defer { done = true }; return !done
-                })
-            else { return }
-            _ = waiters.withLockedValue { $0[digest]?.removeValue(forKey: id) }
+            let first = done.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            guard first else {
+                // Resolved already (a wake-up raced a poll): a lease taken meanwhile goes back.
+                if case .acquired(let token) = resolution { self.release(key, token: token, on: eventLoop) }
+                return
+            }
+            waiters.withLockedValue { waiters in
+                waiters[digest]?.removeValue(forKey: id)
+                if waiters[digest]?.isEmpty == true { waiters[digest] = nil }
+            }
             pending.withLockedValue { $0?.cancel() }
+            if case .acquired(let token) = resolution { renew(key, token: token, ttl: ttl, on: eventLoop) }
             completion(resolution)
         }
         @Sendable func attempt() {
@@ -94,8 +105,13 @@ final class LeaseCoordinator: Sendable {
                 switch result {
                 case .success(true):
                     finish(.acquired(token: token))
+                case _ where done.withLockedValue({ $0 }):
+                    return
                 case .success(false) where takenIsEnough: finish(.taken)
-                case .success(false): look(after: wait.interval)
+                case .success(false):
+                    // Taken: from now on, fill announcements wake this waiter early.
+                    self.waiters.withLockedValue { $0[digest, default: [:]][id] = { eventLoop.execute { peek() } } }
+                    look(after: wait.interval)
                 case .failure: finish(.unavailable)
                 }
             }
@@ -110,6 +126,7 @@ final class LeaseCoordinator: Sendable {
         @Sendable func peek() {
             guard !done.withLockedValue({ $0 }) else { return }
             storage.peekFill(key, on: eventLoop).whenComplete { result in
+                guard !done.withLockedValue({ $0 }) else { return }
                 switch result {
                 case .success(let state):
                     switch wait.next(after: state, now: .now()) {
@@ -124,8 +141,24 @@ final class LeaseCoordinator: Sendable {
                 }
             }
         }
-        waiters.withLockedValue { $0[digest, default: [:]][id] = { eventLoop.execute { peek() } } }
         attempt()
+    }
+
+    /// Keeps a held lease alive while its holder fetches (a slow origin must not let another
+    /// instance fetch too): every third of its TTL, extends it if the token still holds it; stops
+    /// once the lease is released (by the store, or by the holder giving up) or Redis fails. A
+    /// holder that dies stops renewing, and the lease expires.
+    func renew(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) {
+        let interval = TimeAmount.nanoseconds(max(ttl.nanoseconds / 3, TimeAmount.milliseconds(20).nanoseconds))
+        let storage = self.storage
+        @Sendable func tick() {
+            storage.renewLease(key, token: token, ttl: ttl, on: eventLoop).whenComplete { result in
+                if case .success(true) = result {
+                    eventLoop.scheduleTask(in: interval) { tick() }
+                }
+            }
+        }
+        eventLoop.scheduleTask(in: interval) { tick() }
     }
 
     /// Gives a lease back (compare and delete, then announce), ignoring Redis trouble: the lease

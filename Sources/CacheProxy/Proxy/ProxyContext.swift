@@ -23,8 +23,8 @@ final class ProxyContext: Sendable {
         self.storage = storage
         self.logger = logger
         self.warnings = RateLimitedLogger(logger: logger, interval: .seconds(10))
-        self.refresher = BackgroundRefresher(settings: settings, storage: storage, warnings: warnings)
         self.leases = LeaseCoordinator(storage: storage)
+        self.refresher = BackgroundRefresher(settings: settings, storage: storage, leases: leases, warnings: warnings)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in eventLoopGroup.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(

@@ -423,11 +423,14 @@ struct ProxyStateMachine {
         case .stale(let entry, let pastTTL):
             let stale = route.stale
             if stale.whileRevalidate > .zero, pastTTL <= stale.whileRevalidate.nanoseconds / 1_000_000 {
-                actions.append(
-                    .refresh(
-                        RefreshJob(
-                            request: exchange.request, body: body, requestJSON: json, key: key, route: route, generation: generation,
-                            clientAddress: clientAddress)))
+                // A HEAD's refresh could not be stored: the next GET refreshes.
+                if !exchange.request.isHead {
+                    actions.append(
+                        .refresh(
+                            RefreshJob(
+                                request: exchange.request, body: body, requestJSON: json, key: key, route: route, generation: generation,
+                                clientAddress: clientAddress)))
+                }
                 respondFromCache(entry, outcome: .stale(.revalidating), now: now, &actions)
                 return actions
             }
@@ -717,7 +720,8 @@ struct ProxyStateMachine {
         if let store {
             if let reason = settings.policy.notStoredReason(requestMethod: exchange.request.method, response: head, route: store.route) {
                 self.exchange!.outcome = exchange.outcome.with(.notStored(reason))
-                endLeadership(.uncacheable, &actions)
+                // A status (an error, a 404) says nothing lasting about the key: no hit-for-miss.
+                endLeadership(reason == .status ? .failed : .uncacheable, &actions)
                 streamResponseHead(head, &actions)
             } else {
                 self.exchange!.responseSide = .buffering(head, ByteBuffer(), store)
@@ -887,9 +891,16 @@ struct ProxyStateMachine {
             upstreamTimer = nil
             switch (timer.kind, exchange.responseSide) {
             case (.coalesce, .waitingForLeader(let body, let store, let waiter)):
-                // Waited long enough: fetch alone.
+                // Waited long enough: a stale entry if there is one (the origin is slow), else fetch alone.
                 actions.append(.leaveFetch(waiter))
-                startForwarding(body: body, ended: true, store: store, &actions)
+                if let stale = store.staleEntry, let now,
+                    now - stale.storedAt - stale.ttl <= store.route.stale.ifError.nanoseconds / 1_000_000
+                {
+                    self.exchange!.responseSide = .forwarding(store: nil)
+                    respondFromCache(stale, outcome: .stale(.originDown), now: now, &actions)
+                } else {
+                    startForwarding(body: body, ended: true, store: store, &actions)
+                }
             case (.head, .forwarding) where serveStaleInsteadOfError(.originDown, now: now, &actions):
                 break
             case (.head, .forwarding):
@@ -1075,8 +1086,9 @@ struct ProxyStateMachine {
             case .chunked: framing = .chunked
             }
         }
-        let head = request.upstreamHead(
+        var head = request.upstreamHead(
             framing: framing, clientAddress: clientAddress, preserveHost: settings.preserveHost, upstreamHost: settings.upstreamHost)
+        if store != nil { ProxyRequest.removeCacheFillHeaders(&head) }
         var parts: [HTTPClientRequestPart] = [.head(head)]
         if let body, bodyBytes > 0 { parts.append(.body(.byteBuffer(body))) }
         if ended { parts.append(.end(nil)) }
@@ -1146,13 +1158,18 @@ struct ProxyStateMachine {
     /// when `stale_if_error` allows. Returns whether it did.
     private mutating func serveStaleInsteadOfError(_ reason: StaleReason, now: Int64?, _ actions: inout [Action]) -> Bool {
         guard let exchange, let entry = staleEntryForError else { return false }
+        var store: StoreTarget?
+        if case .forwarding(let target?) = exchange.responseSide { store = target }
+        if case .buffering(_, _, let target) = exchange.responseSide { store = target }
+        let now = now ?? store?.lookedUpAt ?? entry.storedAt
+        // Still inside its window now (the origin may have taken a while to fail)?
+        guard let store, now - entry.storedAt - entry.ttl <= store.route.stale.ifError.nanoseconds / 1_000_000 else { return false }
         if Self.hasUpstream(exchange.upstream) { actions.append(.closeUpstream) }
         self.exchange!.upstream = .done
         cancelUpstreamTimer(&actions)
-        var lookedUpAt: Int64 = entry.storedAt
-        if case .forwarding(let store?) = exchange.responseSide { lookedUpAt = store.lookedUpAt }
-        if case .buffering(_, _, let store) = exchange.responseSide { lookedUpAt = store.lookedUpAt }
-        respondFromCache(entry, outcome: .stale(reason), now: now ?? lookedUpAt, &actions)
+        // This instance's waiters get the stale entry too, rather than all trying the failing origin.
+        endLeadership(.servedStale(entry), &actions)
+        respondFromCache(entry, outcome: .stale(reason), now: now, &actions)
         return true
     }
 

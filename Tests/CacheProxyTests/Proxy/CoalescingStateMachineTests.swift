@@ -246,7 +246,9 @@ extension CoalescingStateMachineTests {
     /// A store that fails (Redis trouble) may not have released the lease: it is given back
     /// separately; a refused store released it in its script.
     @Test func aFailedStoreGivesTheLeaseBackSeparately() {
-        for (result, release) in [(Result<StoreReply, any Error>.failure(RedisClientError.timeout), true), (.success(.refusedPurged), false)] {
+        for (result, release) in [
+            (Result<StoreReply, any Error>.failure(RedisClientError.timeout), true), (.success(.refusedPurged), false),
+        ] {
             var m = Self.joining()
             _ = m.fetchJoined(request: 1, .leader(Self.ticket))
             _ = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 0)
@@ -257,5 +259,93 @@ extension CoalescingStateMachineTests {
             #expect(actions.contains("releaseLease t") == release)
             #expect(actions.contains("completeFetch failed"))
         }
+    }
+}
+
+/// The fixes a review of the stampede code asked for.
+@Suite struct CoalescingReviewTests {
+    static let settings = ProxyStateMachineTests.settings(
+        routes: "  - path: /c\n    stale_if_error: 60s\n    stale_while_revalidate: 0s\n  - path: /w\n    stale_while_revalidate: 60s",
+        coalesce: true)
+    static let ticket = Coalescer.Ticket(digest: "d", id: 1)
+    static let entry = CacheEntry(
+        status: 200, headers: [], body: ByteBuffer(string: "old"), storedAt: 1_000_000, ttl: 30_000, grace: 60_000)
+
+    static func leader(_ raw: String = "GET /c HTTP/1.1\r\nHost: h\r\n\r\n", stale: Bool = true, connected: Bool = false)
+        -> ProxyStateMachine
+    {
+        var m = ProxyStateMachineTests.machine(settings)
+        _ = m.requestHead(ProxyStateMachineTests.head(raw))
+        _ = m.requestEnd()
+        _ = m.lookupCompleted(request: 1, stale ? .stale(entry, pastTTL: 1_000) : .miss, now: 1_031_000)
+        _ = m.fetchJoined(request: 1, .leader(ticket))
+        _ = m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .acquired(token: "t"), now: 1_031_000)
+        if connected { _ = m.upstreamAcquired(reused: false) }
+        return m
+    }
+
+    @Test func aLeaderServingStaleHandsTheStaleEntryToItsWaiters() {
+        var m = Self.leader()
+        let actions = describe(m.upstreamAcquireFailed(UpstreamError(code: .connectFailed, detail: "x"), now: 1_032_000))
+        #expect(actions.contains("completeFetch servedStale"))
+        #expect(actions.contains("writeHead 200 STALE origin-down age=32"))
+    }
+
+    @Test func anErrorStatusIsNotRememberedAsUncacheable() {
+        var m = Self.leader(stale: false, connected: true)
+        let actions = describe(m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .serviceUnavailable), now: 1_031_500))
+        #expect(actions.contains("completeFetch failed"))
+        #expect(!actions.contains("completeFetch uncacheable"))
+    }
+
+    @Test func theStaleWindowIsCheckedWhenTheOriginFailsNotWhenTheLookupAnswered() {
+        var m = Self.leader()
+        // 30 s TTL + 60 s window: at storedAt + 91 s the window has passed.
+        let actions = describe(m.upstreamAcquireFailed(UpstreamError(code: .connectFailed, detail: "x"), now: 1_091_001))
+        #expect(actions.contains("writeHead 502 MISS upstream-failed"))
+    }
+
+    @Test func aWaiterThatTimesOutWithAStaleEntryServesIt() {
+        var m = ProxyStateMachineTests.machine(Self.settings)
+        _ = m.requestHead(ProxyStateMachineTests.get)
+        _ = m.requestEnd()
+        _ = m.lookupCompleted(request: 1, .stale(Self.entry, pastTTL: 1_000), now: 1_031_000)
+        let joined = m.fetchJoined(request: 1, .follower(Coalescer.WaiterID(digest: "d", id: 2)))
+        guard case .setTimer(.upstream, let id, _) = joined.first else {
+            Issue.record("no timer")
+            return
+        }
+        let actions = describe(m.timerFired(.upstream, id: id, now: 1_041_000))
+        #expect(actions.prefix(2) == ["leaveFetch", "writeHead 200 STALE origin-down age=41"])
+    }
+
+    @Test func aHeadRequestServedStaleAsksNoRefresh() {
+        var m = ProxyStateMachineTests.machine(Self.settings)
+        _ = m.requestHead(ProxyStateMachineTests.head("HEAD /w HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = m.requestEnd()
+        let actions = describe(m.lookupCompleted(request: 1, .stale(Self.entry, pastTTL: 1_000), now: 1_031_000))
+        #expect(actions.first == "writeHead 200 STALE revalidating age=31")
+        #expect(!actions.contains { $0.hasPrefix("refresh") })
+    }
+
+    @Test func aCacheFillGoesWithoutTheClientsValidatorsAndRange() {
+        var m = ProxyStateMachineTests.machine(ProxyStateMachineTests.settings())
+        _ = m.requestHead(
+            ProxyStateMachineTests.head("GET /c HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\nRange: bytes=0-1\r\nAccept: a\r\n\r\n"))
+        _ = m.requestEnd()
+        _ = m.lookupCompleted(request: 1, .miss, now: 0)
+        guard case .writeUpstream(let parts) = m.upstreamAcquired(reused: false).first, case .head(let head) = parts.first else {
+            Issue.record("nothing written")
+            return
+        }
+        #expect(!head.headers.contains(name: "if-none-match"))
+        #expect(!head.headers.contains(name: "range"))
+        #expect(head.headers.first(name: "accept") == "a")
+        // An uncached request keeps them.
+        var bypass = ProxyStateMachineTests.machine(ProxyStateMachineTests.settings())
+        _ = bypass.requestHead(ProxyStateMachineTests.head("GET /other HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n"))
+        guard case .writeUpstream(let forwarded) = bypass.upstreamAcquired(reused: false).first, case .head(let uncached) = forwarded.first
+        else { return }
+        #expect(uncached.headers.first(name: "range") == "bytes=0-1")
     }
 }

@@ -37,6 +37,10 @@ private final class AlwaysHitStorage: CacheStorage {
         eventLoop.makeSucceededVoidFuture()
     }
 
+    func renewLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(false)
+    }
+
     func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState> {
         eventLoop.makeSucceededFuture(.abandoned(generation: 0))
     }

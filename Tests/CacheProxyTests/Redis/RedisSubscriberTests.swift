@@ -86,4 +86,42 @@ import Testing
             await client.shutdown()
         }
     }
+
+    /// A held lease is renewed while its holder works (a slow origin), stops being renewed once
+    /// released, and waiters leave no trace behind.
+    @Test func aHeldLeaseIsRenewedUntilReleased() async throws {
+        try await withRedisServer { server in
+            let client = RedisClient(
+                configuration: .init(url: server.url(), commandTimeout: .seconds(5)), eventLoopGroup: ProxyHarness.group)
+            let storage = RedisCacheStorage(redis: client, keyPrefix: "r:", timeout: .seconds(5))
+            let leases = LeaseCoordinator(storage: storage)
+            let loop = ProxyHarness.group.next()
+            let key = CacheKey(method: "GET", host: "h", path: "/slow", query: [], bodyDigest: nil, vary: [])
+            let resolution = NIOLockedValueBox<LeaseResolution?>(nil)
+            leases.resolve(key, ttl: .milliseconds(300), waitLimit: .seconds(5), on: loop) { result in
+                resolution.withLockedValue { $0 = result }
+            }
+            try await waitUntil { resolution.withLockedValue { $0 } != nil }
+            guard case .acquired(let token)? = resolution.withLockedValue({ $0 }) else {
+                Issue.record("not acquired")
+                return
+            }
+            // A second instance waits meanwhile and must not take it over.
+            let other = NIOLockedValueBox<LeaseResolution?>(nil)
+            leases.resolve(key, ttl: .milliseconds(300), waitLimit: .milliseconds(900), on: loop) { result in
+                other.withLockedValue { $0 = result }
+            }
+            try await Task.sleep(for: .milliseconds(1200))  // four lease lifetimes
+            #expect(try await client.send(RedisCommand("GET", [.string("r:lease:" + key.digest)])).string == token)
+            guard case .fetchAlone? = other.withLockedValue({ $0 }) else {
+                Issue.record("the waiter took the renewed lease: \(String(describing: other.withLockedValue { $0 }))")
+                return
+            }
+            try await storage.releaseLease(key, token: token, on: loop).get()
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await client.send(RedisCommand("EXISTS", [.string("r:lease:" + key.digest)])).integer == 0)
+            #expect(leases.waitingKeys == 0)
+            await client.shutdown()
+        }
+    }
 }
