@@ -82,7 +82,7 @@ final class BackgroundRefresher: Sendable {
             self.storage.peekFill(job.key, on: pool.eventLoop).whenComplete { peeked in
                 if case .success(.filled) = peeked {
                     self.finish(digest)
-                    if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
+                    if held { self.leases.release(job.key, token: token, on: pool.eventLoop) }
                     return
                 }
                 self.fetch(job, fetch, head: head, held: held, token: token, lookedUpAt: lookedUpAt, pool: pool)
@@ -95,7 +95,7 @@ final class BackgroundRefresher: Sendable {
     ) {
         let digest = job.key.digest
         let release: @Sendable () -> Void = {
-            if held { self.storage.releaseLease(job.key, token: token, on: pool.eventLoop).whenFailure { _ in } }
+            if held { self.leases.release(job.key, token: token, on: pool.eventLoop) }
         }
         fetch.start(head: head, body: job.body).whenComplete { result in
             switch result {

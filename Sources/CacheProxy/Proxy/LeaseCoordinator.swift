@@ -45,6 +45,8 @@ final class LeaseCoordinator: Sendable {
     /// How often a waiter looks when no notification comes. 50 ms.
     let pollInterval: TimeAmount
     private let storage: any CacheStorage
+    /// Tokens of the leases this instance holds and renews.
+    private let renewing = NIOLockedValueBox(Set<String>())
     /// Waiters by key digest, woken by fill notifications.
     private let waiters = NIOLockedValueBox([String: [Int: @Sendable () -> Void]]())
     private let ids = NIOLockedValueBox(0)
@@ -151,10 +153,16 @@ final class LeaseCoordinator: Sendable {
     func renew(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) {
         let interval = TimeAmount.nanoseconds(max(ttl.nanoseconds / 3, TimeAmount.milliseconds(20).nanoseconds))
         let storage = self.storage
+        let renewing = self.renewing
+        renewing.withLockedValue { _ = $0.insert(token) }
         @Sendable func tick() {
+            // Released since (most fetches end long before the first tick): nothing to ask Redis.
+            guard renewing.withLockedValue({ $0.contains(token) }) else { return }
             storage.renewLease(key, token: token, ttl: ttl, on: eventLoop).whenComplete { result in
                 if case .success(true) = result {
                     eventLoop.scheduleTask(in: interval) { tick() }
+                } else {
+                    _ = renewing.withLockedValue { $0.remove(token) }
                 }
             }
         }
@@ -163,8 +171,9 @@ final class LeaseCoordinator: Sendable {
 
     /// Gives a lease back (compare and delete, then announce), ignoring Redis trouble: the lease
     /// expires by itself.
-    func release(_ key: CacheKey, token: String, on eventLoop: EventLoop) {
-        storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in }
+    func release(_ key: CacheKey, token: String, inRedis: Bool = true, on eventLoop: EventLoop) {
+        _ = renewing.withLockedValue { $0.remove(token) }
+        if inRedis { storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in } }
     }
 
     static func randomToken() -> String {

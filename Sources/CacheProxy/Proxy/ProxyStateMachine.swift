@@ -66,8 +66,9 @@ struct ProxyStateMachine {
         /// answer with ``leaseResolved(request:key:_:now:)``.
         /// With `takenIsEnough`, a lease held elsewhere is answered at once (a stale entry is served).
         indirect case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool, request: Int)
-        /// Gives the lease back (and announces the fill).
-        indirect case releaseLease(CacheKey, token: String)
+        /// Stops renewing the lease and, unless the store already did (`inRedis` false), gives it
+        /// back in Redis (announcing the fill).
+        indirect case releaseLease(CacheKey, token: String, inRedis: Bool)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -470,11 +471,11 @@ struct ProxyStateMachine {
         switch result {
         case .success(.stored):
             self.exchange!.outcome = exchange.outcome.with(.stored)
-            self.exchange!.lease = nil  // released by the store itself
+            releasedByStore(&actions)
             endLeadership(.stored(entry), &actions)
         case .success(.refusedPurged):
             self.exchange!.outcome = exchange.outcome.with(.notStored(.purged))
-            self.exchange!.lease = nil
+            releasedByStore(&actions)
             endLeadership(.failed, &actions)
         case .failure(let error):
             actions.append(.warn(.redisStoreFailed(error)))
@@ -610,7 +611,7 @@ struct ProxyStateMachine {
     mutating func leaseResolved(request id: Int, key: CacheKey, _ resolution: LeaseResolution, now: Int64) -> [Action] {
         guard connection != .closed, let exchange, exchange.id == id, case .leasing(let body, let store) = exchange.responseSide else {
             // The request is gone: a lease it took goes back.
-            if case .acquired(let token) = resolution { return [.releaseLease(key, token: token)] }
+            if case .acquired(let token) = resolution { return [.releaseLease(key, token: token, inRedis: true)] }
             return []
         }
         var actions: [Action] = []
@@ -638,12 +639,19 @@ struct ProxyStateMachine {
         return actions
     }
 
+    /// The store script released the lease: only its renewal stops.
+    private mutating func releasedByStore(_ actions: inout [Action]) {
+        guard let lease = exchange?.lease else { return }
+        exchange!.lease = nil
+        actions.append(.releaseLease(lease.key, token: lease.token, inRedis: false))
+    }
+
     /// Ends this request's leadership of its key's fetch, if it has it (and gives its lease
     /// back: waiting instances then find the entry, or take the lease themselves).
     private mutating func endLeadership(_ outcome: Coalescer.Outcome, _ actions: inout [Action]) {
         if let lease = exchange?.lease {
             exchange!.lease = nil
-            actions.append(.releaseLease(lease.key, token: lease.token))
+            actions.append(.releaseLease(lease.key, token: lease.token, inRedis: true))
         }
         guard let ticket = exchange?.leaderTicket else { return }
         exchange!.leaderTicket = nil
