@@ -74,12 +74,15 @@ enum CacheIndexScripts {
         return 1
         """)
 
-    /// ARGV: lease key, token, fill channel, digest. Deletes the lease only if the token still
-    /// holds it, then publishes the digest on the channel (waiters look again).
+    /// ARGV: lease key, token, fill channel, digest, uncacheable marker key (empty: none), its
+    /// lifetime ms. Deletes the lease only if the token still holds it, marks the key
+    /// uncacheable when asked (waiting instances then fetch at once, all together), then
+    /// publishes the digest on the channel (waiters look again).
     static let releaseLease = RedisScript(
         """
         if redis.call('GET', ARGV[1]) == ARGV[2] then
           redis.call('DEL', ARGV[1])
+          if ARGV[5] ~= '' then redis.call('SET', ARGV[5], '1', 'PX', ARGV[6]) end
           redis.call('PUBLISH', ARGV[3], ARGV[4])
           return 1
         end

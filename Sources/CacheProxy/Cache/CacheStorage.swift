@@ -137,8 +137,9 @@ public protocol CacheStorage: Sendable {
 
     /// Takes the fetch lease of `key` for `ttl` unless another holder has it. Fails on storage trouble.
     func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool>
-    /// Gives the lease back if `token` still holds it (compare and delete), and tells waiters.
-    func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void>
+    /// Gives the lease back if `token` still holds it (compare and delete), and tells waiters;
+    /// with `uncacheable`, marks the key so other instances' waiters fetch at once.
+    func releaseLease(_ key: CacheKey, token: String, uncacheable: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Void>
     /// Extends the lease to `ttl` if `token` still holds it; false when it does not.
     func renewLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool>
     /// What a waiter sees: the entry (once stored), whether the lease is still held, and the
@@ -152,6 +153,8 @@ public enum FillState: Sendable {
     case filled(CacheEntry)
     /// Still fetching: the lease is held.
     case pending
-    /// No entry and no lease: the holder gave up, found it unstorable, or died.
+    /// No entry and no lease: the holder gave up, or died.
     case abandoned(generation: Int64)
+    /// The holder found the answer not storable (hit-for-miss, across instances).
+    case uncacheable
 }

@@ -135,10 +135,18 @@ public struct RedisCacheStorage: CacheStorage {
         lookups.set(leaseKey(key), to: ByteBuffer(string: token), expiration: ttl, onlyIfAbsent: true, on: eventLoop, timeout: timeout)
     }
 
-    public func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
-        lookups.run(
+    /// `P hfm:<digest>`: the key's answer was not storable (hit-for-miss across instances).
+    private func uncacheableKey(_ key: CacheKey) -> String { keyPrefix + "hfm:" + key.digest }
+
+    public func releaseLease(_ key: CacheKey, token: String, uncacheable: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        let marker = uncacheable ? uncacheableKey(key) : ""
+        let lifetime = Coalescer.hitForMissDuration.nanoseconds / 1_000_000
+        return lookups.run(
             CacheIndexScripts.releaseLease,
-            arguments: [.string(leaseKey(key)), .string(token), .string(keyPrefix + "fills"), .string(key.digest)],
+            arguments: [
+                .string(leaseKey(key)), .string(token), .string(keyPrefix + "fills"), .string(key.digest), .string(marker),
+                .integer(lifetime),
+            ],
             on: eventLoop, timeout: timeout
         ).map { _ in }
     }
@@ -159,9 +167,11 @@ public struct RedisCacheStorage: CacheStorage {
         let header = lookups.send(RedisCommand("GETRANGE", [.string(entryKey), 0, 25]), on: eventLoop, timeout: timeout)
         let lease = lookups.send(RedisCommand("GET", [.string(leaseKey(key))]), on: eventLoop, timeout: timeout)
         let seq = lookups.send(RedisCommand("GET", [.string(keyPrefix + "seq")]), on: eventLoop, timeout: timeout)
+        let uncacheable = lookups.send(RedisCommand("EXISTS", [.string(uncacheableKey(key))]), on: eventLoop, timeout: timeout)
         let now = clock()
-        return header.and(lease).and(seq).flatMap { values in
-            let ((header, lease), seq) = values
+        return header.and(lease).and(seq).and(uncacheable).flatMap { values in
+            let (((header, lease), seq), marked) = values
+            if marked == .integer(1) { return eventLoop.makeSucceededFuture(.uncacheable) }
             if case .bulkString(var bytes) = header, bytes.readableBytes == 26,
                 bytes.readInteger(as: UInt8.self) == CacheEntryCodec.version, let flags = bytes.readInteger(as: UInt8.self), flags & 1 == 0,
                 let storedAt = bytes.readInteger(as: Int64.self), let ttl = bytes.readInteger(as: Int64.self), now < storedAt + ttl

@@ -80,10 +80,13 @@ final class BackgroundRefresher: Sendable {
             if held { self.leases.renew(job.key, token: token, ttl: ttl, on: pool.eventLoop) }
             // Refreshed between the stale lookup and the lease (another refresh just ended)?
             self.storage.peekFill(job.key, on: pool.eventLoop).whenComplete { peeked in
-                if case .success(.filled) = peeked {
+                switch peeked {
+                case .success(.filled), .success(.uncacheable):
                     self.finish(digest)
                     if held { self.leases.release(job.key, token: token, on: pool.eventLoop) }
                     return
+                default:
+                    break
                 }
                 self.fetch(job, fetch, head: head, held: held, token: token, lookedUpAt: lookedUpAt, pool: pool)
             }

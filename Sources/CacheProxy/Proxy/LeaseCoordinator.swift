@@ -14,6 +14,8 @@ enum LeaseResolution: Sendable {
     case fetchAlone
     /// Redis trouble: fetch without the lease (never an error for the client).
     case unavailable
+    /// The holder found the answer not storable: fetch now, and let local waiters go too.
+    case uncacheable
 }
 
 /// The pure rule of waiting for another instance's fetch: after each look at Redis, resolve,
@@ -31,6 +33,7 @@ struct LeaseWait: Sendable {
     func next(after state: FillState, now: NIODeadline) -> Step {
         switch state {
         case .filled: return .resolve(filledOrAlone: true)
+        case .uncacheable: return .resolve(filledOrAlone: false)
         case .abandoned: return now < deadline ? .tryAcquire : .resolve(filledOrAlone: false)
         case .pending: return now < deadline ? .look(after: min(interval, deadline - now)) : .resolve(filledOrAlone: false)
         }
@@ -134,7 +137,8 @@ final class LeaseCoordinator: Sendable {
                     switch wait.next(after: state, now: .now()) {
                     case .resolve(true):
                         if case .filled(let entry) = state { finish(.filled(entry)) }
-                    case .resolve(false): finish(.fetchAlone)
+                    case .resolve(false):
+                        if case .uncacheable = state { finish(.uncacheable) } else { finish(.fetchAlone) }
                     case .tryAcquire: attempt()
                     case .look(let delay): look(after: delay)
                     }
@@ -171,9 +175,9 @@ final class LeaseCoordinator: Sendable {
 
     /// Gives a lease back (compare and delete, then announce), ignoring Redis trouble: the lease
     /// expires by itself.
-    func release(_ key: CacheKey, token: String, inRedis: Bool = true, on eventLoop: EventLoop) {
+    func release(_ key: CacheKey, token: String, inRedis: Bool = true, uncacheable: Bool = false, on eventLoop: EventLoop) {
         _ = renewing.withLockedValue { $0.remove(token) }
-        if inRedis { storage.releaseLease(key, token: token, on: eventLoop).whenFailure { _ in } }
+        if inRedis { storage.releaseLease(key, token: token, uncacheable: uncacheable, on: eventLoop).whenFailure { _ in } }
     }
 
     static func randomToken() -> String {

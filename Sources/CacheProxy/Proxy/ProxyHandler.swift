@@ -182,8 +182,8 @@ final class ProxyHandler: ChannelInboundHandler {
                 let handler = loopBound.value
                 handler.perform(handler.machine.leaseResolved(request: id, key: key, resolution, now: storage.now()))
             }
-        case .releaseLease(let key, let token, let inRedis):
-            shared.leases.release(key, token: token, inRedis: inRedis, on: context.eventLoop)
+        case .releaseLease(let key, let token, let inRedis, let uncacheable):
+            shared.leases.release(key, token: token, inRedis: inRedis, uncacheable: uncacheable, on: context.eventLoop)
         case .purge(let selector, let soft, let id):
             shared.storage.purge(selector, soft: soft, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.perform(self.machine.purgeCompleted(request: id, result))

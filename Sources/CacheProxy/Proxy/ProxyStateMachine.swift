@@ -68,7 +68,7 @@ struct ProxyStateMachine {
         indirect case lease(CacheKey, ttl: TimeAmount, waitLimit: TimeAmount, takenIsEnough: Bool, request: Int)
         /// Stops renewing the lease and, unless the store already did (`inRedis` false), gives it
         /// back in Redis (announcing the fill).
-        indirect case releaseLease(CacheKey, token: String, inRedis: Bool)
+        indirect case releaseLease(CacheKey, token: String, inRedis: Bool, uncacheable: Bool = false)
         // Upstream.
         /// Gets a connection from the pool; answer with ``upstreamAcquired(reused:)`` or
         /// ``upstreamAcquireFailed(_:)``.
@@ -632,6 +632,11 @@ struct ProxyStateMachine {
             endLeadership(.servedStale(stale), &actions)
             self.exchange!.responseSide = .forwarding(store: nil)
             respondFromCache(stale, outcome: .stale(.revalidating), now: now, &actions)
+        case .uncacheable:
+            // Another instance found it not storable: this instance's waiters go now, and the
+            // key is remembered here too.
+            endLeadership(.uncacheable, &actions)
+            startForwarding(body: body, ended: true, store: store, &actions)
         case .fetchAlone, .unavailable:
             startForwarding(body: body, ended: true, store: store, &actions)
         }
@@ -651,7 +656,9 @@ struct ProxyStateMachine {
     private mutating func endLeadership(_ outcome: Coalescer.Outcome, _ actions: inout [Action]) {
         if let lease = exchange?.lease {
             exchange!.lease = nil
-            actions.append(.releaseLease(lease.key, token: lease.token, inRedis: true))
+            var uncacheable = false
+            if case .uncacheable = outcome { uncacheable = true }
+            actions.append(.releaseLease(lease.key, token: lease.token, inRedis: true, uncacheable: uncacheable))
         }
         guard let ticket = exchange?.leaderTicket else { return }
         exchange!.leaderTicket = nil

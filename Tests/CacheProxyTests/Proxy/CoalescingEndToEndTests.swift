@@ -152,4 +152,23 @@ import Testing
             #expect(h.origin.count("/fallback/a") == 2)
         }
     }
+
+    /// An unstorable answer found by one instance is known to the others through a marker next
+    /// to the lease: their waiters go to the origin together, not one instance after another.
+    @Test func anUnstorableAnswerIsKnownToEveryInstance() async throws {
+        try await withSharedCache(instances: 3) { h in
+            let release = h.origin.hold("/private/x", on: ProxyHarness.group.next())
+            async let responses = burst(30, "/private/x", h.clients)
+            try await waitUntil { h.origin.hasRead("/private/x") }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(h.origin.count("/private/x") == 1)
+            release.succeed()
+            let answered = try await responses
+            #expect(answered.allSatisfy { $0.status == .ok })
+            #expect(h.origin.count("/private/x") == 30)
+            let key = CacheKey(method: "GET", host: "api.test", path: "/private/x", query: [], bodyDigest: nil, vary: [])
+            #expect(try await h.redis("EXISTS", .string("cache-proxy:hfm:" + key.digest)).integer == 1)
+            #expect(try await h.redis("EXISTS", .string("cache-proxy:lease:" + key.digest)).integer == 0)
+        }
+    }
 }

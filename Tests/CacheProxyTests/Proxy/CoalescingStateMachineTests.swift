@@ -123,6 +123,17 @@ import Testing
                 "writeHead 200 STALE revalidating age=31"))
     }
 
+    /// Another instance found the answer not storable: the waiters here go at once too, and the
+    /// key is remembered as uncacheable here as well.
+    @Test func anUncacheableFillReleasesTheLocalWaitersAtOnce() {
+        var m = Self.joining()
+        _ = m.fetchJoined(request: 1, .leader(Self.ticket))
+        #expect(
+            describe(m.leaseResolved(request: 1, key: ProxyStateMachineTests.key, .uncacheable, now: 0)) == [
+                "completeFetch uncacheable", "setTimer upstream", "acquireUpstream",
+            ])
+    }
+
     @Test func withoutTheLeaseTheLeaderFetchesAlone() {
         for resolution in [LeaseResolution.fetchAlone, .unavailable] {
             var m = Self.joining()
@@ -155,7 +166,7 @@ import Testing
         head.headers.add(name: "set-cookie", value: "a=b")
         #expect(
             describe(m.upstreamHead(head)) == [
-                "setTimer upstream", "releaseLease t", "completeFetch uncacheable", "writeHead 200 MISS set-cookie",
+                "setTimer upstream", "releaseLease t uncacheable", "completeFetch uncacheable", "writeHead 200 MISS set-cookie",
             ])
     }
 

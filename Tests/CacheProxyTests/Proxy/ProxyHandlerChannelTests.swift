@@ -33,7 +33,7 @@ private final class AlwaysHitStorage: CacheStorage {
         eventLoop.makeSucceededFuture(true)
     }
 
-    func releaseLease(_ key: CacheKey, token: String, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+    func releaseLease(_ key: CacheKey, token: String, uncacheable: Bool, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
         eventLoop.makeSucceededVoidFuture()
     }
 

@@ -511,7 +511,9 @@ func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
         case .leaveFetch: return "leaveFetch"
         case .lease(_, let ttl, let wait, let takenIsEnough, let id):
             return "lease \(ttl.nanoseconds / 1_000_000)ms/\(wait.nanoseconds / 1_000_000)ms\(takenIsEnough ? " or-stale" : "") \(id)"
-        case .releaseLease(_, let token, let inRedis): return inRedis ? "releaseLease \(token)" : "leaseReleasedByStore \(token)"
+        case .releaseLease(_, let token, let inRedis, let uncacheable):
+            if !inRedis { return "leaseReleasedByStore \(token)" }
+            return uncacheable ? "releaseLease \(token) uncacheable" : "releaseLease \(token)"
         case .acquireUpstream: return "acquireUpstream"
         case .writeUpstream(let parts):
             return "writeUpstream "

@@ -73,7 +73,7 @@ import Testing
             let entry = CacheEntry(status: 200, headers: [], body: ByteBuffer(string: "filled"), storedAt: storage.now(), ttl: 30_000)
             _ = try await storage.store(StoreRequest(entry: entry, key: key, generation: 0, url: "/x"), on: loop).get()
             let started = Date()
-            try await storage.releaseLease(key, token: "holder", on: loop).get()
+            try await storage.releaseLease(key, token: "holder", uncacheable: false, on: loop).get()
             try await waitUntil { resolution.withLockedValue { $0 } != nil }
             let took = Date().timeIntervalSince(started)
             guard case .filled(let filled)? = resolution.withLockedValue({ $0 }) else {
@@ -117,7 +117,7 @@ import Testing
                 Issue.record("the waiter took the renewed lease: \(String(describing: other.withLockedValue { $0 }))")
                 return
             }
-            try await storage.releaseLease(key, token: token, on: loop).get()
+            try await storage.releaseLease(key, token: token, uncacheable: false, on: loop).get()
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await client.send(RedisCommand("EXISTS", [.string("r:lease:" + key.digest)])).integer == 0)
             #expect(leases.waitingKeys == 0)
