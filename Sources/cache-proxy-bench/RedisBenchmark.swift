@@ -83,5 +83,8 @@ struct RedisBenchmark: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-proxy-bench", abstract: "cache-proxy benchmarks.",
-        subcommands: [RedisBenchmark.self, RedisMixedBenchmark.self, InvalidationBenchmark.self, StampedeBenchmark.self, OriginServer.self])
+        subcommands: [
+            RedisBenchmark.self, RedisMixedBenchmark.self, InvalidationBenchmark.self, StampedeBenchmark.self, EvictionBenchmark.self,
+            OriginServer.self,
+        ])
 }

@@ -132,7 +132,28 @@ public struct RedisCacheStorage: CacheStorage {
     private func leaseKey(_ key: CacheKey) -> String { keyPrefix + "lease:" + key.digest }
 
     public func acquireLease(_ key: CacheKey, token: String, ttl: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
-        lookups.set(leaseKey(key), to: ByteBuffer(string: token), expiration: ttl, onlyIfAbsent: true, on: eventLoop, timeout: timeout)
+        // With the SET NX, pipelined (no extra round trip): the entry's header. A lookup that
+        // missed just before another fetch stored and released the lease would otherwise take
+        // the free lease and fetch again.
+        let set = lookups.set(
+            leaseKey(key), to: ByteBuffer(string: token), expiration: ttl, onlyIfAbsent: true, on: eventLoop, timeout: timeout)
+        let header = lookups.send(
+            RedisCommand("GETRANGE", [.string(key.redisKey(prefix: keyPrefix)), 0, 25]), on: eventLoop, timeout: timeout)
+        let now = clock()
+        return set.and(header).flatMap { acquired, header in
+            guard acquired, Self.isFreshHeader(header, now: now) else { return eventLoop.makeSucceededFuture(acquired) }
+            // Filled meanwhile: not ours to fetch. Waiters find the entry when they look.
+            return self.releaseLease(key, token: token, uncacheable: false, on: eventLoop).map { false }
+        }
+    }
+
+    /// Whether a `GETRANGE 0 25` of an entry shows a fresh entry of this format.
+    static func isFreshHeader(_ reply: RedisValue, now: Int64) -> Bool {
+        guard case .bulkString(var bytes) = reply, bytes.readableBytes == 26, bytes.readInteger(as: UInt8.self) == CacheEntryCodec.version,
+            let flags = bytes.readInteger(as: UInt8.self), flags & 1 == 0, let storedAt = bytes.readInteger(as: Int64.self),
+            let ttl = bytes.readInteger(as: Int64.self)
+        else { return false }
+        return now < storedAt + ttl
     }
 
     /// `P hfm:<digest>`: the key's answer was not storable (hit-for-miss across instances).
@@ -172,10 +193,7 @@ public struct RedisCacheStorage: CacheStorage {
         return header.and(lease).and(seq).and(uncacheable).flatMap { values in
             let (((header, lease), seq), marked) = values
             if marked == .integer(1) { return eventLoop.makeSucceededFuture(.uncacheable) }
-            if case .bulkString(var bytes) = header, bytes.readableBytes == 26,
-                bytes.readInteger(as: UInt8.self) == CacheEntryCodec.version, let flags = bytes.readInteger(as: UInt8.self), flags & 1 == 0,
-                let storedAt = bytes.readInteger(as: Int64.self), let ttl = bytes.readInteger(as: Int64.self), now < storedAt + ttl
-            {
+            if Self.isFreshHeader(header, now: now) {
                 return self.lookups.send(RedisCommand("GET", [.string(entryKey)]), on: eventLoop, timeout: self.timeout).map { value in
                     if case .bulkString(let value) = value, case .entry(let entry) = CacheEntryCodec.decode(value) { return .filled(entry) }
                     return .abandoned(generation: 0)

@@ -5,7 +5,7 @@
 /// ``bytes`` ≤ ``maxBytes``; ``get(_:now:)`` never returns an expired entry. All operations are O(1)
 /// amortized. Not thread-safe: confine one instance to one event loop or guard it.
 public struct MemoryTier<Value, Policy: EvictionPolicy> {
-    private struct Entry {
+    fileprivate struct Entry {
         var key: String
         var value: Value
         var bytes: Int
@@ -101,3 +101,5 @@ public struct MemoryTier<Value, Policy: EvictionPolicy> {
 }
 
 extension MemoryTier: Sendable where Value: Sendable, Policy: Sendable {}
+
+extension MemoryTier.Entry: Sendable where Value: Sendable {}

@@ -116,7 +116,7 @@ final class LeaseCoordinator: Sendable {
                 case .success(false):
                     // Taken: from now on, fill announcements wake this waiter early.
                     self.waiters.withLockedValue { $0[digest, default: [:]][id] = { eventLoop.execute { peek() } } }
-                    look(after: wait.interval)
+                    peek()  // it may be filled already
                 case .failure: finish(.unavailable)
                 }
             }

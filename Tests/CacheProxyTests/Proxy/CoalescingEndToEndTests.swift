@@ -146,7 +146,7 @@ import Testing
             #expect(other.xCache == "STALE")
             #expect(other.cacheStatus == "cache-proxy; hit; fwd=stale; detail=revalidating")
             #expect(other.json["count"] as? Int == 1)
-            #expect(Date().timeIntervalSince(started) < 1)
+            #expect(Date().timeIntervalSince(started) < 3)  // not waiting for the held fetch (released below)
             release.succeed()
             #expect(try await refetch.cacheStatus == "cache-proxy; fwd=stale; stored")
             #expect(h.origin.count("/fallback/a") == 2)
