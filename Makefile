@@ -4,7 +4,7 @@ CONFIG ?= config/flask-api.yaml
 FLASK_DIR := examples/flask-api
 VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation bench-stampede loadtest flask-venv clean
+.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation bench-stampede bench-eviction loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -70,6 +70,11 @@ bench-invalidation: deps
 bench-stampede: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
 	.build/release/cache-proxy-bench stampede
+
+## Memory-tier eviction policies (LRU, S3-FIFO) on Zipf traces: hit ratios (about a minute).
+bench-eviction: deps
+	$(SWIFT) build -c release --product cache-proxy-bench
+	.build/release/cache-proxy-bench eviction
 
 clean:
 	rm -rf .build $(VENV)
