@@ -441,9 +441,12 @@ private struct ConfigReader {
             node, "defaults",
             allowed: [
                 "ttl", "max_body_bytes", "statuses", "bypass_headers", "stale_while_revalidate", "stale_if_error",
-                "stale_if_error_statuses", "coalesce_timeout",
+                "stale_if_error_statuses", "coalesce_timeout", "coalesce_across_instances",
             ])
         var defaults = RouteDefaults()
+        if let node = fields["coalesce_across_instances"] {
+            defaults.coalesceAcrossInstances = try bool(node, "defaults.coalesce_across_instances")
+        }
         defaults.stale = try staleSettings(fields, "defaults", inheriting: StaleSettings())
         if let node = fields["coalesce_timeout"] {
             defaults.coalesceTimeout = try duration(node, "defaults.coalesce_timeout", allowZero: true)
@@ -504,6 +507,7 @@ private struct ConfigReader {
             allowed: [
                 "name", "path", "methods", "ttl", "query", "vary", "statuses", "max_body_bytes", "bypass_headers", "tags", "body_key",
                 "stale_while_revalidate", "stale_if_error", "stale_if_error_statuses", "coalesce_timeout",
+                "coalesce_across_instances",
             ])
         guard let pathNode = fields["path"] else { throw fail(node, "\(key).path", "required (e.g. path: /users/*)") }
         let pattern = try pathPattern(pathNode, "\(key).path")
@@ -563,6 +567,9 @@ private struct ConfigReader {
             stale: try staleSettings(fields, key, inheriting: defaults.stale),
             coalesceTimeout: try fields["coalesce_timeout"].map { node throws(ConfigError) in
                 try duration(node, "\(key).coalesce_timeout", allowZero: true)
+            },
+            coalesceAcrossInstances: try fields["coalesce_across_instances"].map { node throws(ConfigError) in
+                try bool(node, "\(key).coalesce_across_instances")
             },
             defaults: defaults)
     }

@@ -197,6 +197,10 @@ public struct RouteDefaults: Sendable {
     /// How long a miss waits for a concurrent request's fetch of the same key before fetching
     /// itself; zero turns coalescing off. Default 5 s.
     public var coalesceTimeout: TimeAmount
+    /// Coalesce across the instances sharing the Redis too (a fetch lease per key). Off, each
+    /// instance coalesces alone: one round trip less per miss and less Redis work, but up to
+    /// one origin fetch per instance for a cold key. Default true.
+    public var coalesceAcrossInstances: Bool
 
     /// Headers that rewrite a request's URL or method in common frameworks (IIS, Symfony,
     /// Rails, Express method-override…).
@@ -209,7 +213,7 @@ public struct RouteDefaults: Sendable {
     public init(
         ttl: TimeAmount = .seconds(30), maxBodyBytes: Int = 1 << 20, statuses: Set<Int> = [200],
         bypassHeaders: Set<String> = RouteDefaults.standardBypassHeaders, stale: StaleSettings = StaleSettings(),
-        coalesceTimeout: TimeAmount = .seconds(5)
+        coalesceTimeout: TimeAmount = .seconds(5), coalesceAcrossInstances: Bool = true
     ) {
         self.ttl = ttl
         self.maxBodyBytes = maxBodyBytes
@@ -217,6 +221,7 @@ public struct RouteDefaults: Sendable {
         self.bypassHeaders = bypassHeaders
         self.stale = stale
         self.coalesceTimeout = coalesceTimeout
+        self.coalesceAcrossInstances = coalesceAcrossInstances
     }
 
     /// Statuses never stored whatever the config says: an error caused by one client's request
@@ -256,6 +261,8 @@ public struct Route: Sendable {
     public var stale: StaleSettings
     /// How long a miss waits for a concurrent fetch of its key (coalescing); zero: off.
     public var coalesceTimeout: TimeAmount
+    /// Coalescing across instances (the fetch lease), not only within this one.
+    public var coalesceAcrossInstances: Bool
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -272,6 +279,7 @@ public struct Route: Sendable {
         bodyKey: BodyKey = .raw,
         stale: StaleSettings? = nil,
         coalesceTimeout: TimeAmount? = nil,
+        coalesceAcrossInstances: Bool? = nil,
         defaults: RouteDefaults = RouteDefaults()
     ) {
         self.name = name ?? path.description
@@ -287,6 +295,7 @@ public struct Route: Sendable {
         self.bodyKey = bodyKey
         self.stale = stale ?? defaults.stale
         self.coalesceTimeout = coalesceTimeout ?? defaults.coalesceTimeout
+        self.coalesceAcrossInstances = coalesceAcrossInstances ?? defaults.coalesceAcrossInstances
     }
 }
 

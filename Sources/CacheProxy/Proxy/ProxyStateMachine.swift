@@ -562,6 +562,9 @@ struct ProxyStateMachine {
         }
         var actions: [Action] = []
         switch role {
+        case .leader(let ticket) where !store.route.coalesceAcrossInstances:
+            self.exchange!.leaderTicket = ticket
+            startForwarding(body: body, ended: true, store: store, &actions)
         case .leader(let ticket):
             self.exchange!.leaderTicket = ticket
             self.exchange!.responseSide = .leasing(body: body, store)

@@ -361,3 +361,24 @@ extension CoalescingStateMachineTests {
         #expect(uncached.headers.first(name: "range") == "bytes=0-1")
     }
 }
+
+extension CoalescingStateMachineTests {
+    /// `coalesce_across_instances: false`: the instance's leader fetches without a lease.
+    @Test func withoutCrossInstanceCoalescingTheLeaderTakesNoLease() {
+        let settings = ProxyStateMachineTests.settings(routes: "  - path: /c\n    coalesce_across_instances: false", coalesce: true)
+        var m = ProxyStateMachineTests.machine(settings)
+        _ = m.requestHead(ProxyStateMachineTests.get)
+        _ = m.requestEnd()
+        #expect(describe(m.lookupCompleted(request: 1, .miss, now: 0)) == ["joinFetch 1"])
+        #expect(describe(m.fetchJoined(request: 1, .leader(Self.ticket))) == ["setTimer upstream", "acquireUpstream"])
+        _ = m.upstreamAcquired(reused: false)
+        _ = m.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok))
+        let stored = m.upstreamEnd(now: 5)
+        guard case .store(let request, _) = stored.last else {
+            Issue.record("not stored")
+            return
+        }
+        #expect(request.leaseToken == nil)
+        #expect(describe(m.storeCompleted(request: 1, .success(.stored))).first == "completeFetch stored")
+    }
+}
