@@ -47,6 +47,7 @@ public struct CacheKey: Sendable, Hashable {
         self.query = query
         self.bodyDigest = bodyDigest
         self.vary = vary
+        self.digest = Self.computeDigest(method: method, host: self.host, path: path, query: query, bodyDigest: bodyDigest, vary: vary)
     }
 
     /// Hex SHA-256 of `body`, or nil when it is empty.
@@ -56,7 +57,14 @@ public struct CacheKey: Sendable, Hashable {
     }
 
     /// Hex SHA-256 of the canonical, length-prefixed encoding of every part.
-    public var digest: String {
+    ///
+    /// Computed once, when the key is made: a miss needs it for the lookup, the coalescing
+    /// registry, the lease and the store.
+    public let digest: String
+
+    private static func computeDigest(
+        method: String, host: String, path: String, query: [QueryString.Parameter], bodyDigest: String?, vary: [VaryValue]
+    ) -> String {
         var hasher = SHA256()
         func field(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt32(bytes.count).bigEndian
