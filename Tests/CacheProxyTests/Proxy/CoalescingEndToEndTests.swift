@@ -18,11 +18,6 @@ import Testing
         }
     }
 
-    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
-    }
-
     @Test func threeHundredConcurrentMissesMakeOneOriginRequest() async throws {
         try await withSharedCache(instances: 1) { h in
             let release = h.origin.hold("/users/all", on: ProxyHarness.group.next())
@@ -76,10 +71,6 @@ import Testing
 @Suite(.serialized) struct CrossInstanceCoalescingTests {
     func burst(_ count: Int, _ path: String, _ clients: [TestHTTPClient]) async throws -> [TestResponse] {
         try await CoalescingEndToEndTests().burst(count, path, clients)
-    }
-
-    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
-        try await CoalescingEndToEndTests().waitUntil(seconds, condition)
     }
 
     @Test func threeHundredConcurrentMissesOnThreeInstancesMakeOneOriginRequest() async throws {

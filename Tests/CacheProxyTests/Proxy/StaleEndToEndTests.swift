@@ -18,13 +18,6 @@ import Testing
             stale_while_revalidate: 20s
         """
 
-    /// Waits (bounded) until `condition` holds.
-    func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        return condition()
-    }
-
     @Test func aStaleEntryIsServedAtOnceAndRefreshedOnceInTheBackground() async throws {
         try await withProxy(routes: Self.routes) { h in
             let first = try await h.client.get("/items/1")
@@ -47,7 +40,7 @@ import Testing
                     #expect(response.headers.first(name: "age") == "15")
                 }
             }
-            #expect(try await eventually { h.origin.count("/items/1") == 2 })
+            #expect(try await waitUntil { h.origin.count("/items/1") == 2 })
             try await Task.sleep(for: .milliseconds(100))
             #expect(h.origin.count("/items/1") == 2)
             // Once refreshed (its store may still be on its way): a fresh HIT of the new copy.
@@ -151,8 +144,4 @@ import Testing
         }
     }
 
-    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
-    }
 }

@@ -9,11 +9,6 @@ import Testing
 @Suite(.serialized) struct RedisSubscriberTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition(), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
-    }
-
     @Test func receivesMessagesAndResubscribesAfterRedisRestarts() async throws {
         var server = try await RedisServer.start(password: "sekret")
         let received = NIOLockedValueBox<[String]>([])
