@@ -39,6 +39,28 @@ import Testing
         }
     }
 
+    /// Coalescing never hands one user's answer to another: requests that differ in a keyed
+    /// header (`vary: [Authorization]`) have different keys, so they never wait on each other's fetch.
+    @Test func requestsForDifferentUsersAreNeverCoalescedTogether() async throws {
+        try await withProxy(routes: "  - path: /slow/*\n    vary: [Authorization]") { h in
+            let answered = try await withThrowingTaskGroup(of: (String, TestResponse).self) { group in
+                for index in 0..<20 {
+                    let user = index % 2 == 0 ? "Bearer alice" : "Bearer bob"
+                    group.addTask { (user, try await h.client.get("/slow/300", headers: [("authorization", user)])) }
+                }
+                var answered: [(String, TestResponse)] = []
+                for try await pair in group { answered.append(pair) }
+                return answered
+            }
+            #expect(answered.count == 20)
+            for (user, response) in answered {
+                #expect(response.status == .ok)
+                #expect(response.json["authorization"] as? String == user)
+            }
+            #expect(answered.contains { $0.1.cacheStatus?.hasSuffix("detail=coalesced") == true })  // each user's burst did coalesce
+        }
+    }
+
     @Test func anUnstorableAnswerReleasesTheWaitersAtOnceAndTheNextBurstDoesNotQueue() async throws {
         try await withSharedCache(instances: 1) { h in
             let release = h.origin.hold("/private/a", on: ProxyHarness.group.next())
