@@ -75,8 +75,9 @@ public enum StoreResult: Sendable, Hashable {
 /// What the cache did for one request, and why. The only source of `X-Cache`, `Cache-Status`
 /// (RFC 9211) and the `cache` field of the log line, so all three always agree.
 public enum CacheOutcome: Sendable, Hashable {
-    /// Served from the cache; `ttl` is the remaining freshness in seconds. `X-Cache: HIT`.
-    case hit(ttl: Int)
+    /// Served from the cache; `ttl` is the remaining freshness in seconds, `fromMemory` whether
+    /// the proxy's memory tier had it (else Redis did). `X-Cache: HIT`.
+    case hit(ttl: Int, fromMemory: Bool = false)
     /// Served from the cache past its TTL (or soft-purged). `X-Cache: STALE`.
     case stale(StaleReason)
     /// A miss answered with what a concurrent request for the same key fetched and stored
@@ -119,8 +120,8 @@ public enum CacheOutcome: Sendable, Hashable {
     /// The `Cache-Status` header value, e.g. `cache-proxy; hit; ttl=25`.
     public var cacheStatus: String {
         switch self {
-        case .hit(let ttl):
-            return "cache-proxy; hit; ttl=\(ttl)"
+        case .hit(let ttl, let fromMemory):
+            return fromMemory ? "cache-proxy; hit; ttl=\(ttl); detail=memory" : "cache-proxy; hit; ttl=\(ttl)"
         case .coalesced(let ttl):
             return "cache-proxy; hit; ttl=\(ttl); detail=coalesced"
         case .stale(.revalidating):

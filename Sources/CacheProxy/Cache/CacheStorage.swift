@@ -121,6 +121,9 @@ public enum CacheIndexName {
 /// Where cached responses live. The proxy's only storage today is Redis (``RedisCacheStorage``);
 /// the protocol keeps the request path independent of it (and lets tests use their own).
 public protocol CacheStorage: Sendable {
+    /// The entry this process's memory tier holds for `key`, fresh at `now`: no I/O, no promise.
+    /// Nil when there is none (then ``lookup(_:on:)`` asks the storage).
+    func memoryLookup(_ key: CacheKey, now: Int64) -> CacheEntry?
     /// Looks `key` up, completing on `eventLoop`. The future never fails: trouble is
     /// ``CacheLookup/unavailable(_:)``.
     func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheRead>
@@ -145,6 +148,11 @@ public protocol CacheStorage: Sendable {
     /// What a waiter sees: the entry (once stored), whether the lease is still held, and the
     /// purge generation. Fails on storage trouble.
     func peekFill(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<FillState>
+}
+
+extension CacheStorage {
+    /// No memory tier.
+    public func memoryLookup(_ key: CacheKey, now: Int64) -> CacheEntry? { nil }
 }
 
 /// What a request waiting for another instance's fetch sees.

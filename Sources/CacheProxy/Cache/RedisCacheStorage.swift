@@ -16,6 +16,10 @@ public struct RedisCacheStorage: CacheStorage {
     public let purgeTimeout: TimeAmount
     /// Milliseconds since the Unix epoch.
     let clock: @Sendable () -> Int64
+    /// The in-memory tier lookups fill, if any.
+    let memory: MemoryCache?
+    /// What keeps `memory` coherent; purges wait for its barrier (read-your-writes).
+    let invalidations: RedisInvalidationListener?
 
     /// Creates a storage over `redis`.
     ///
@@ -24,7 +28,8 @@ public struct RedisCacheStorage: CacheStorage {
     ///   - clock: the wall clock in milliseconds since the epoch. Default: the system clock.
     public init(
         redis: RedisClient, stores: RedisClient? = nil, keyPrefix: String, timeout: TimeAmount, purgeTimeout: TimeAmount = .seconds(1),
-        clock: @escaping @Sendable () -> Int64 = RedisCacheStorage.systemClock
+        clock: @escaping @Sendable () -> Int64 = RedisCacheStorage.systemClock,
+        memory: MemoryCache? = nil, invalidations: RedisInvalidationListener? = nil
     ) {
         self.lookups = redis
         self.stores = stores ?? redis
@@ -32,6 +37,8 @@ public struct RedisCacheStorage: CacheStorage {
         self.timeout = timeout
         self.purgeTimeout = purgeTimeout
         self.clock = clock
+        self.memory = memory?.isEnabled == true ? memory : nil
+        self.invalidations = invalidations
     }
 
     /// The system wall clock in milliseconds since the Unix epoch.
@@ -41,50 +48,67 @@ public struct RedisCacheStorage: CacheStorage {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
+    public func memoryLookup(_ key: CacheKey, now: Int64) -> CacheEntry? {
+        memory?.lookup(key.digest, now: now)
+    }
+
     public func lookup(_ key: CacheKey, on eventLoop: EventLoop) -> EventLoopFuture<CacheRead> {
         // One promise and one callback on the hot path (not a chain of map/recover futures). The
-        // purge generation comes in the same round trip.
+        // purge generation comes in the same round trip. A fresh entry fills the memory tier,
+        // unless an invalidation of the key came in while the lookup was on the wire.
         let promise = eventLoop.makePromise(of: CacheRead.self)
         let clock = self.clock
+        let memory = self.memory
+        let ticket = memory?.beginFill(key.digest)
         let command = RedisCommand("MGET", [.string(key.redisKey(prefix: keyPrefix)), .string(keyPrefix + "seq")])
         lookups.send(command, on: eventLoop, timeout: timeout).whenComplete { result in
-            guard case .success(.array(let values)) = result, values.count == 2 else {
-                switch result {
-                case .success(let other): promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other))))
-                case .failure(let error): promise.succeed(CacheRead(.unavailable(error)))
+            let now = clock()
+            let read = Self.read(result, now: now)
+            if let ticket {
+                if case .fresh(let entry) = read.lookup {
+                    memory!.finishFill(ticket, entry: entry, now: now)
+                } else {
+                    memory!.finishFill(ticket, entry: nil, now: now)
                 }
-                return
             }
-            let generation: Int64
-            switch values[1] {
-            case .null: generation = 0
-            case .bulkString(let bytes):
-                guard let value = Int64(String(buffer: bytes)) else {
-                    promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1]))))
-                    return
-                }
-                generation = value
-            default:
-                promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1]))))
-                return
-            }
-            switch values[0] {
-            case .bulkString(let value):
-                switch CacheEntryCodec.decode(value) {
-                case .entry(let entry): promise.succeed(CacheRead(.classify(entry, now: clock()), generation: generation))
-                case .unknownVersion: promise.succeed(CacheRead(.miss, generation: generation))
-                case .corrupt:
-                    promise.succeed(
-                        CacheRead(
-                            .corrupt(detail: "the stored value does not decode (\(value.readableBytes) bytes)"), generation: generation))
-                }
-            case .null:
-                promise.succeed(CacheRead(.miss, generation: generation))
-            case let other:
-                promise.succeed(CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other))))
-            }
+            promise.succeed(read)
         }
         return promise.futureResult
+    }
+
+    /// What an `MGET entry seq` reply means.
+    static func read(_ result: Result<RedisValue, any Error>, now: Int64) -> CacheRead {
+        guard case .success(.array(let values)) = result, values.count == 2 else {
+            switch result {
+            case .success(let other): return CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other)))
+            case .failure(let error): return CacheRead(.unavailable(error))
+            }
+        }
+        let generation: Int64
+        switch values[1] {
+        case .null: generation = 0
+        case .bulkString(let bytes):
+            guard let value = Int64(String(buffer: bytes)) else {
+                return CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1])))
+            }
+            generation = value
+        default:
+            return CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", values[1])))
+        }
+        switch values[0] {
+        case .bulkString(let value):
+            switch CacheEntryCodec.decode(value) {
+            case .entry(let entry): return CacheRead(.classify(entry, now: now), generation: generation)
+            case .unknownVersion: return CacheRead(.miss, generation: generation)
+            case .corrupt:
+                return CacheRead(
+                    .corrupt(detail: "the stored value does not decode (\(value.readableBytes) bytes)"), generation: generation)
+            }
+        case .null:
+            return CacheRead(.miss, generation: generation)
+        case let other:
+            return CacheRead(.unavailable(RedisClientError.unexpectedReply(to: "MGET", other)))
+        }
     }
 
     public func store(_ request: StoreRequest, on eventLoop: EventLoop) -> EventLoopFuture<StoreReply> {
@@ -120,10 +144,14 @@ public struct RedisCacheStorage: CacheStorage {
             script = CacheIndexScripts.purgeURLs
             arguments += [.string(prefix), "0"]
         }
-        return stores.run(script, arguments: arguments, on: eventLoop, timeout: purgeTimeout).flatMapThrowing { reply in
+        let purged = stores.run(script, arguments: arguments, on: eventLoop, timeout: purgeTimeout).flatMapThrowing { reply in
             guard case .integer(let count) = reply else { throw RedisClientError.unexpectedReply(to: "purge script", reply) }
             return Int(count)
         }
+        guard let invalidations, memory != nil else { return purged }
+        // Read-your-writes on this instance: answer once the purge's invalidations reached the
+        // memory tier (other instances get them within the measured window).
+        return purged.flatMap { count in invalidations.barrier(on: eventLoop).map { count } }
     }
 
     public func now() -> Int64 { clock() }

@@ -126,7 +126,7 @@ private struct ConfigReader {
             root, "",
             allowed: [
                 "listen", "upstream", "upstream_timeout", "upstream_read_timeout", "upstream_max_connections", "upstream_max_waiting",
-                "preserve_host", "client", "errors", "redis", "defaults", "routes", "invalidate", "tags", "admin",
+                "preserve_host", "client", "errors", "redis", "defaults", "routes", "invalidate", "tags", "admin", "memory",
             ])
         guard let listenNode = top["listen"] else { throw fail(root, "listen", "required (e.g. listen: 127.0.0.1:8080)") }
         guard let upstreamNode = top["upstream"] else { throw fail(root, "upstream", "required (e.g. upstream: http://127.0.0.1:7000)") }
@@ -169,11 +169,22 @@ private struct ConfigReader {
             }
         }
         let admin = try top["admin"].map { node throws(ConfigError) in try adminSettings(node) } ?? AdminSettings()
+        let memory = try top["memory"].map { node throws(ConfigError) in try memorySettings(node) } ?? MemorySettings()
         return ProxyConfiguration(
             listen: listen, upstream: upstream, upstreamTimeout: upstreamTimeout, upstreamReadTimeout: upstreamReadTimeout,
             upstreamMaxConnections: upstreamMaxConnections, upstreamMaxWaiting: upstreamMaxWaiting, preserveHost: preserveHost,
             client: client, errorDetail: errorDetail, redis: redis, defaults: defaults, routes: routes, invalidate: rules, tags: tags,
-            admin: admin)
+            admin: admin, memory: memory)
+    }
+
+    func memorySettings(_ node: Node) throws(ConfigError) -> MemorySettings {
+        let fields = try mapping(node, "memory", allowed: ["max_bytes", "max_entry_bytes"])
+        var settings = MemorySettings()
+        if let max = fields["max_bytes"] { settings.maxBytes = try integer(max, "memory.max_bytes", range: 0...(1 << 40)) }
+        if let max = fields["max_entry_bytes"] {
+            settings.maxEntryBytes = try integer(max, "memory.max_entry_bytes", range: 1...(1 << 30))
+        }
+        return settings
     }
 
     func tagSettings(_ node: Node) throws(ConfigError) -> TagSettings {

@@ -40,6 +40,8 @@ public struct ProxyConfiguration: Sendable {
     public var tags: TagSettings
     /// The admin listener (purge API) and the `PURGE` method; off by default.
     public var admin: AdminSettings
+    /// The in-memory tier in front of Redis.
+    public var memory: MemorySettings
 
     /// Creates a configuration; see the properties for the defaults.
     public init(
@@ -57,7 +59,8 @@ public struct ProxyConfiguration: Sendable {
         routes: [Route] = [],
         invalidate: [InvalidationRule] = [],
         tags: TagSettings = TagSettings(),
-        admin: AdminSettings = AdminSettings()
+        admin: AdminSettings = AdminSettings(),
+        memory: MemorySettings = MemorySettings()
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -74,6 +77,7 @@ public struct ProxyConfiguration: Sendable {
         self.invalidate = invalidate
         self.tags = tags
         self.admin = admin
+        self.memory = memory
     }
 }
 
@@ -418,6 +422,22 @@ public struct AdminSettings: Sendable, Hashable {
         self.listen = listen
         self.token = token
         self.purgeMethod = purgeMethod
+    }
+}
+
+/// The in-memory tier: fresh entries kept in the proxy's own memory, in front of Redis, and
+/// dropped when Redis says they changed (see ``MemoryCache``).
+public struct MemorySettings: Sendable, Hashable {
+    /// The bound on the bytes the tier holds (bodies, headers and per-entry overhead); 0 turns
+    /// the tier off. Default 64 MiB.
+    public var maxBytes: Int
+    /// Entries larger than this stay in Redis only. Default 1 MiB.
+    public var maxEntryBytes: Int
+
+    /// Creates memory settings; see the properties for the defaults.
+    public init(maxBytes: Int = 64 << 20, maxEntryBytes: Int = 1 << 20) {
+        self.maxBytes = maxBytes
+        self.maxEntryBytes = maxEntryBytes
     }
 }
 

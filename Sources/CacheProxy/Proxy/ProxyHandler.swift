@@ -154,6 +154,11 @@ final class ProxyHandler: ChannelInboundHandler {
             upstreamTimer.deadline = nil
         case .lookup(let key, let id):
             let storage = shared.storage
+            let now = storage.now()
+            if let entry = storage.memoryLookup(key, now: now) {
+                perform(machine.lookupCompleted(request: id, .fresh(entry), now: now, fromMemory: true))
+                return
+            }
             storage.lookup(key, on: context.eventLoop).assumeIsolated().whenSuccess { read in
                 self.perform(self.machine.lookupCompleted(request: id, read.lookup, generation: read.generation, now: storage.now()))
             }

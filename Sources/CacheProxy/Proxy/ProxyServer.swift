@@ -29,6 +29,10 @@ public final class ProxyServer: Sendable {
     private let shared: ProxyContext
     /// Fill announcements from every instance's released leases, on a dedicated connection.
     private let fills: RedisSubscriber
+    /// The in-memory tier in front of Redis.
+    let memory: MemoryCache
+    /// Keeps ``memory`` coherent (client-side caching invalidations), on a dedicated connection.
+    let invalidations: RedisInvalidationListener
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let adminChannel = NIOLockedValueBox<Channel?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
@@ -63,9 +67,14 @@ public final class ProxyServer: Sendable {
                 url: configuration.redis.url, connectTimeout: .seconds(1), commandTimeout: configuration.redis.timeout,
                 stallTimeout: .seconds(5)),
             eventLoopGroup: eventLoopGroup, logger: logger)
+        let memory = MemoryCache(maxBytes: configuration.memory.maxBytes, maxEntryBytes: configuration.memory.maxEntryBytes)
+        self.memory = memory
+        self.invalidations = RedisInvalidationListener(
+            url: configuration.redis.url, keyPrefix: configuration.redis.keyPrefix, memory: memory, eventLoop: eventLoopGroup.next(),
+            barrierTimeout: max(configuration.redis.purgeTimeout, .milliseconds(100)), logger: logger)
         let storage = RedisCacheStorage(
             redis: redis, stores: redisStores, keyPrefix: configuration.redis.keyPrefix, timeout: configuration.redis.timeout,
-            purgeTimeout: configuration.redis.purgeTimeout, clock: clock)
+            purgeTimeout: configuration.redis.purgeTimeout, clock: clock, memory: memory, invalidations: invalidations)
         let shared = ProxyContext(configuration: configuration, storage: storage, eventLoopGroup: eventLoopGroup, logger: logger)
         self.shared = shared
         self.fills = RedisSubscriber(
@@ -82,6 +91,7 @@ public final class ProxyServer: Sendable {
         redis.connect()
         redisStores.connect()
         fills.start()
+        if memory.isEnabled { invalidations.start() }
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
@@ -173,6 +183,7 @@ public final class ProxyServer: Sendable {
         await shared.refresher.shutdown(gracePeriod: max(.zero, deadline - NIODeadline.now()))
         await shared.closeIdleUpstreamConnections()
         await fills.shutdown()
+        await invalidations.shutdown()
         await redis.shutdown()
         await redisStores.shutdown()
         logger.info("cache-proxy stopped")

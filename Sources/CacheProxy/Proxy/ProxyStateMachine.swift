@@ -408,8 +408,12 @@ struct ProxyStateMachine {
 
     // MARK: Cache events
 
-    /// - Parameter generation: the purge generation read with the lookup (``CacheRead``).
-    mutating func lookupCompleted(request id: Int, _ lookup: CacheLookup, generation: Int64 = 0, now: Int64) -> [Action] {
+    /// - Parameters:
+    ///   - generation: the purge generation read with the lookup (``CacheRead``).
+    ///   - fromMemory: the answer came from the memory tier (``CacheStorage/memoryLookup(_:now:)``).
+    mutating func lookupCompleted(
+        request id: Int, _ lookup: CacheLookup, generation: Int64 = 0, now: Int64, fromMemory: Bool = false
+    ) -> [Action] {
         guard connection != .closed, let exchange, exchange.id == id,
             case .lookingUp(let key, let route, let body, let json) = exchange.responseSide
         else {
@@ -419,7 +423,7 @@ struct ProxyStateMachine {
         var staleEntry: CacheEntry?
         switch lookup {
         case .fresh(let entry):
-            respondFromCache(entry, outcome: .hit(ttl: entry.remainingTTL(now: now)), now: now, &actions)
+            respondFromCache(entry, outcome: .hit(ttl: entry.remainingTTL(now: now), fromMemory: fromMemory), now: now, &actions)
             return actions
         case .stale(let entry, let pastTTL):
             let stale = route.stale
