@@ -6,8 +6,14 @@ import NIOHTTP1
 public struct CacheEntry: Sendable, Hashable {
     /// HTTP status code.
     public var status: Int
-    /// Response headers, hop-by-hop and per-response headers (`Age`, `X-Cache`, …) removed.
-    public var headers: [(name: String, value: String)]
+    /// Response headers, hop-by-hop and per-response headers (`Age`, `X-Cache`, …) removed,
+    /// serialized once (`name: value\r\n` lines): a hit writes these bytes as they are.
+    public var headerBlock: ByteBuffer
+    /// The headers of ``headerBlock`` (parsed on each use; hits never need them).
+    public var headers: [(name: String, value: String)] {
+        get { ResponseWire.parseHeaderBlock(headerBlock) }
+        set { headerBlock = ResponseWire.headerBlock(newValue) }
+    }
     /// The whole body.
     public var body: ByteBuffer
     /// When it was stored, in milliseconds since the Unix epoch (wall clock, shared by every proxy).
@@ -26,8 +32,18 @@ public struct CacheEntry: Sendable, Hashable {
         status: Int, headers: [(name: String, value: String)], body: ByteBuffer, storedAt: Int64, ttl: Int64,
         grace: Int64 = 0, tags: [String] = [], invalidated: Bool = false
     ) {
+        self.init(
+            status: status, headerBlock: ResponseWire.headerBlock(headers), body: body, storedAt: storedAt, ttl: ttl, grace: grace,
+            tags: tags, invalidated: invalidated)
+    }
+
+    /// Creates an entry from an already serialized header block.
+    init(
+        status: Int, headerBlock: ByteBuffer, body: ByteBuffer, storedAt: Int64, ttl: Int64, grace: Int64, tags: [String],
+        invalidated: Bool
+    ) {
         self.status = status
-        self.headers = headers
+        self.headerBlock = headerBlock
         self.body = body
         self.storedAt = storedAt
         self.ttl = ttl
@@ -52,7 +68,7 @@ public struct CacheEntry: Sendable, Hashable {
     }
 
     public static func == (lhs: CacheEntry, rhs: CacheEntry) -> Bool {
-        lhs.status == rhs.status && lhs.headers.elementsEqual(rhs.headers, by: { $0 == $1 }) && lhs.body == rhs.body
+        lhs.status == rhs.status && lhs.headerBlock == rhs.headerBlock && lhs.body == rhs.body
             && lhs.storedAt == rhs.storedAt && lhs.ttl == rhs.ttl && lhs.grace == rhs.grace && lhs.tags == rhs.tags
             && lhs.invalidated == rhs.invalidated
     }
@@ -64,23 +80,29 @@ public struct CacheEntry: Sendable, Hashable {
     }
 }
 
-/// The binary format of a stored entry. Version 1, all integers big-endian:
+/// The binary format of a stored entry. All integers big-endian. Version 2 (written):
 ///
 /// ```
-/// u8  version (1)      u8  flags (bit 0: invalidated by a soft purge, set in place by SETRANGE)
+/// u8  version (2)      u8  flags (bit 0: invalidated by a soft purge, set in place by SETRANGE)
 /// i64 storedAt ms      i64 ttl ms       i64 grace ms
 /// u16 status
-/// u16 header count,    then per header: u16 name length, name, u32 value length, value
+/// u32 header block length, then the block: `name: value\r\n` lines, written as is on a hit
 /// u16 tag count,       then per tag:    u16 length, bytes
 /// u16 extension count, then per extension: u16 type, u32 length, bytes (unknown types are skipped)
 /// u32 body length, body
 /// ```
 ///
-/// Decoding a value with another version byte gives ``DecodeResult/unknownVersion`` (a miss,
-/// never a crash); truncated or inconsistent bytes give ``DecodeResult/corrupt``.
+/// Version 1 (read, never written) has `u16 header count` and per header `u16 name length, name,
+/// u32 value length, value` in place of the block. The first 26 bytes are the same in both, so
+/// ``RedisCacheStorage/isFreshHeader(_:now:)`` reads either. Another version byte gives
+/// ``DecodeResult/unknownVersion`` (a miss, never a crash); truncated or inconsistent bytes give
+/// ``DecodeResult/corrupt``. A hit decodes without copying: the block and the body are slices
+/// of the value.
 public enum CacheEntryCodec {
-    /// The version this build writes and reads.
-    public static let version: UInt8 = 1
+    /// The version this build writes.
+    public static let version: UInt8 = 2
+    /// The versions this build reads.
+    static let readableVersions: ClosedRange<UInt8> = 1...2
 
     /// What decoding produced.
     public enum DecodeResult: Sendable, Hashable {
@@ -91,21 +113,17 @@ public enum CacheEntryCodec {
 
     /// Encodes `entry`.
     public static func encode(_ entry: CacheEntry, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var headerBytes = 0
-        for header in entry.headers { headerBytes += 6 + header.name.utf8.count + header.value.utf8.count }
-        var buffer = allocator.buffer(capacity: 40 + headerBytes + entry.body.readableBytes)
+        var tagBytes = 0
+        for tag in entry.tags { tagBytes += 2 + tag.utf8.count }
+        var buffer = allocator.buffer(capacity: 40 + entry.headerBlock.readableBytes + tagBytes + entry.body.readableBytes)
         buffer.writeInteger(version)
         buffer.writeInteger(UInt8(entry.invalidated ? 1 : 0))
         buffer.writeInteger(entry.storedAt)
         buffer.writeInteger(entry.ttl)
         buffer.writeInteger(entry.grace)
         buffer.writeInteger(UInt16(clamping: entry.status))
-        let headers = entry.headers.prefix(Int(UInt16.max))
-        buffer.writeInteger(UInt16(headers.count))
-        for header in headers {
-            writeString(header.name, lengthAs: UInt16.self, into: &buffer)
-            writeString(header.value, lengthAs: UInt32.self, into: &buffer)
-        }
+        buffer.writeInteger(UInt32(entry.headerBlock.readableBytes))
+        buffer.writeImmutableBuffer(entry.headerBlock)
         let tags = entry.tags.prefix(Int(UInt16.max))
         buffer.writeInteger(UInt16(tags.count))
         for tag in tags { writeString(tag, lengthAs: UInt16.self, into: &buffer) }
@@ -115,28 +133,61 @@ public enum CacheEntryCodec {
         return buffer
     }
 
+    /// Encodes `entry` in version 1 (for tests of reading old entries).
+    static func encodeVersion1(_ entry: CacheEntry) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt8(1))
+        buffer.writeInteger(UInt8(entry.invalidated ? 1 : 0))
+        buffer.writeInteger(entry.storedAt)
+        buffer.writeInteger(entry.ttl)
+        buffer.writeInteger(entry.grace)
+        buffer.writeInteger(UInt16(clamping: entry.status))
+        let headers = entry.headers
+        buffer.writeInteger(UInt16(headers.count))
+        for header in headers {
+            writeString(header.name, lengthAs: UInt16.self, into: &buffer)
+            writeString(header.value, lengthAs: UInt32.self, into: &buffer)
+        }
+        buffer.writeInteger(UInt16(entry.tags.count))
+        for tag in entry.tags { writeString(tag, lengthAs: UInt16.self, into: &buffer) }
+        buffer.writeInteger(UInt16(0))
+        buffer.writeInteger(UInt32(entry.body.readableBytes))
+        buffer.writeImmutableBuffer(entry.body)
+        return buffer
+    }
+
     /// Decodes a stored value.
     public static func decode(_ value: ByteBuffer) -> DecodeResult {
         var buffer = value
         guard let version = buffer.readInteger(as: UInt8.self) else { return .corrupt }
-        guard version == Self.version else { return .unknownVersion(version) }
+        guard readableVersions.contains(version) else { return .unknownVersion(version) }
         guard let flags = buffer.readInteger(as: UInt8.self),
             let storedAt = buffer.readInteger(as: Int64.self),
             let ttl = buffer.readInteger(as: Int64.self),
             let grace = buffer.readInteger(as: Int64.self),
-            let status = buffer.readInteger(as: UInt16.self),
-            let headerCount = buffer.readInteger(as: UInt16.self)
+            let status = buffer.readInteger(as: UInt16.self)
         else { return .corrupt }
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(Int(headerCount))
-        for _ in 0..<headerCount {
-            guard let name = readString(lengthAs: UInt16.self, from: &buffer),
-                let value = readString(lengthAs: UInt32.self, from: &buffer)
+        let headerBlock: ByteBuffer
+        if version == 1 {
+            guard let headerCount = buffer.readInteger(as: UInt16.self) else { return .corrupt }
+            var headers: [(name: String, value: String)] = []
+            headers.reserveCapacity(Int(headerCount))
+            for _ in 0..<headerCount {
+                guard let name = readString(lengthAs: UInt16.self, from: &buffer),
+                    let value = readString(lengthAs: UInt32.self, from: &buffer)
+                else { return .corrupt }
+                headers.append((name, value))
+            }
+            headerBlock = ResponseWire.headerBlock(headers)
+        } else {
+            guard let length = buffer.readInteger(as: UInt32.self), let block = buffer.readSlice(length: Int(length)),
+                block.readableBytes == 0 || block.getBytes(at: block.writerIndex - 2, length: 2) == [13, 10]
             else { return .corrupt }
-            headers.append((name, value))
+            headerBlock = block
         }
         guard let tagCount = buffer.readInteger(as: UInt16.self) else { return .corrupt }
         var tags: [String] = []
+        tags.reserveCapacity(Int(tagCount))
         for _ in 0..<tagCount {
             guard let tag = readString(lengthAs: UInt16.self, from: &buffer) else { return .corrupt }
             tags.append(tag)
@@ -152,7 +203,7 @@ public enum CacheEntryCodec {
         else { return .corrupt }
         return .entry(
             CacheEntry(
-                status: Int(status), headers: headers, body: body, storedAt: storedAt, ttl: ttl, grace: grace, tags: tags,
+                status: Int(status), headerBlock: headerBlock, body: body, storedAt: storedAt, ttl: ttl, grace: grace, tags: tags,
                 invalidated: flags & 1 != 0))
     }
 

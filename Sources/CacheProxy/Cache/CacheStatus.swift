@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Why a request was not looked up in the cache.
 public enum BypassReason: String, Sendable, Hashable {
     /// No route matches the path.
@@ -140,6 +142,18 @@ public enum CacheOutcome: Sendable, Hashable {
             return "cache-proxy; detail=\(reason.rawValue)"
         case .purge(let removed):
             return removed == nil ? "cache-proxy; detail=purge-failed" : "cache-proxy; detail=purged"
+        }
+    }
+
+    /// Writes ``cacheStatus`` (without making a String for a hit).
+    func writeCacheStatus(into buffer: inout ByteBuffer) {
+        switch self {
+        case .hit(let ttl, let fromMemory):
+            buffer.writeStaticString("cache-proxy; hit; ttl=")
+            ResponseWire.writeDecimal(ttl, into: &buffer)
+            if fromMemory { buffer.writeStaticString("; detail=memory") }
+        default:
+            buffer.writeString(cacheStatus)
         }
     }
 

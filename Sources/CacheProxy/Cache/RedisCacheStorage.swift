@@ -177,7 +177,8 @@ public struct RedisCacheStorage: CacheStorage {
 
     /// Whether a `GETRANGE 0 25` of an entry shows a fresh entry of this format.
     static func isFreshHeader(_ reply: RedisValue, now: Int64) -> Bool {
-        guard case .bulkString(var bytes) = reply, bytes.readableBytes == 26, bytes.readInteger(as: UInt8.self) == CacheEntryCodec.version,
+        guard case .bulkString(var bytes) = reply, bytes.readableBytes == 26,
+            bytes.readInteger(as: UInt8.self).map(CacheEntryCodec.readableVersions.contains) == true,
             let flags = bytes.readInteger(as: UInt8.self), flags & 1 == 0, let storedAt = bytes.readInteger(as: Int64.self),
             let ttl = bytes.readInteger(as: Int64.self)
         else { return false }

@@ -155,8 +155,7 @@ public final class MemoryCache: Sendable {
 
     /// The bytes an entry is charged for.
     static func charge(_ entry: CacheEntry) -> Int {
-        var bytes = entryOverhead + entry.body.readableBytes
-        for header in entry.headers { bytes += header.name.utf8.count + header.value.utf8.count + 4 }
+        var bytes = entryOverhead + entry.body.readableBytes + entry.headerBlock.readableBytes
         for tag in entry.tags { bytes += tag.utf8.count + 16 }
         return bytes
     }

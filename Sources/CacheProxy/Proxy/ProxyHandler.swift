@@ -11,7 +11,7 @@ import NIOHTTP1
 /// change caused by a write) has its actions queued behind the current ones.
 final class ProxyHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = IOData
 
     /// Sent by ``ProxyServer/shutdown(gracePeriod:)``: close when idle, or after the current response.
     struct ShutdownRequested {}
@@ -33,7 +33,11 @@ final class ProxyHandler: ChannelInboundHandler {
     private var upstreamTimer = LazyTimer()
     private var pending = CircularBuffer<ProxyStateMachine.Action>(initialCapacity: 8)
     private var performing = false
+    /// The response being written has a chunked body (``ResponseWire/isChunked(_:)``).
+    private var chunkedResponse = false
     private static let empty = ByteBuffer()
+    private static let crlf = ByteBuffer(string: "\r\n")
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
     init(shared: ProxyContext, clientAddress: String?) {
         self.shared = shared
@@ -121,19 +125,40 @@ final class ProxyHandler: ChannelInboundHandler {
     private func perform(_ action: ProxyStateMachine.Action) {
         switch action {
         case .sendContinue(let version):
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: 32)
+            ResponseWire.writeHead(HTTPResponseHead(version: version, status: .continue), into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         case .writeHead(let head):
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: 512)
+            ResponseWire.writeHead(head, into: &buffer)
+            chunkedResponse = ResponseWire.isChunked(head)
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        case .writeEncodedHead(let bytes):
+            chunkedResponse = false
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
         case .writeBody(let body):
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            if chunkedResponse {
+                guard body.readableBytes > 0 else { return }  // an empty chunk would end the body
+                var header = context.channel.allocator.buffer(capacity: 24)
+                ResponseWire.writeChunkHeader(size: body.readableBytes, into: &header)
+                context.write(wrapOutboundOut(.byteBuffer(header)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(Self.crlf)), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
+            }
         case .writeEnd(let close):
+            let end = chunkedResponse ? Self.lastChunk : Self.empty
+            chunkedResponse = false
             if close {
                 let context = self.context!
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.writeAndFlush(wrapOutboundOut(.byteBuffer(end))).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
+            } else if end.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(.byteBuffer(end)), promise: nil)
             } else {
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                context.flush()
             }
         case .flush:
             context.flush()

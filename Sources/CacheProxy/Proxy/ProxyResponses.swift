@@ -5,16 +5,30 @@ import NIOHTTP1
 /// every framing header (`Content-Length`, `Transfer-Encoding`, `Connection`) is set here, never
 /// copied from upstream (NIO's encoder runs with automatic framing off).
 enum ProxyResponses {
-    /// The head of a response served from the cache.
-    static func hit(_ entry: CacheEntry, request: ProxyRequest, outcome: CacheOutcome, keepAlive: Bool, now: Int64) -> HTTPResponseHead {
-        // Stored headers never include these (see `storedHeaders`), so they are added, not replaced.
-        var headers = HTTPHeaders(entry.headers)
-        headers.add(name: "content-length", value: String(entry.body.readableBytes))
-        headers.add(name: "age", value: String(entry.age(now: now)))
-        headers.add(name: "x-cache", value: outcome.xCache)
-        headers.add(name: "cache-status", value: outcome.cacheStatus)
-        addConnectionHeader(&headers, keepAlive: keepAlive, version: request.version)
-        return HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: entry.status), headers: headers)
+    /// The head of a response served from the cache, as bytes: the status line, the entry's
+    /// stored header block as it is, then `Content-Length`, `Age`, `X-Cache`, `Cache-Status` and,
+    /// when needed, `Connection`. Stored blocks never hold those (see ``storedHeaders(_:)``).
+    static func hit(_ entry: CacheEntry, request: ProxyRequest, outcome: CacheOutcome, keepAlive: Bool, now: Int64) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(entry.headerBlock.readableBytes + 192)
+        ResponseWire.writeStatusLine(version: request.version, status: HTTPResponseStatus(statusCode: entry.status), into: &buffer)
+        buffer.writeImmutableBuffer(entry.headerBlock)
+        buffer.writeStaticString("content-length: ")
+        ResponseWire.writeDecimal(entry.body.readableBytes, into: &buffer)
+        buffer.writeStaticString("\r\nage: ")
+        ResponseWire.writeDecimal(entry.age(now: now), into: &buffer)
+        buffer.writeStaticString("\r\nx-cache: ")
+        buffer.writeString(outcome.xCache)
+        buffer.writeStaticString("\r\ncache-status: ")
+        outcome.writeCacheStatus(into: &buffer)
+        buffer.writeStaticString("\r\n")
+        if !keepAlive {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if request.version.minor == 0 {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
     }
 
     /// The head of a forwarded response, and whether the connection can stay open after it (an

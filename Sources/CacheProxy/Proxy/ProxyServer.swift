@@ -106,11 +106,8 @@ public final class ProxyServer: Sendable {
                     channel.closeFuture.whenComplete { _ in
                         _ = connections.withLockedValue { $0.removeValue(forKey: id) }
                     }
-                    // Requests are parsed by ProxyHandler itself (HTTPRequestParser); responses are
-                    // encoded by NIO, with every framing header set by the proxy.
-                    var encoder = HTTPResponseEncoder.Configuration()
-                    encoder.automaticallySetFramingHeaders = false
-                    try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder(configuration: encoder))
+                    // Requests are parsed by ProxyHandler itself (HTTPRequestParser) and responses
+                    // written by it as bytes (ResponseWire), with every framing header set by the proxy.
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyHandler(shared: shared, clientAddress: channel.remoteAddress?.ipAddress))
                 }

@@ -36,6 +36,8 @@ struct ProxyStateMachine {
         // Client connection.
         case sendContinue(HTTPVersion)
         case writeHead(HTTPResponseHead)
+        /// A head already serialized (a hit: the stored header block and a few lines).
+        case writeEncodedHead(ByteBuffer)
         case writeBody(ByteBuffer)
         /// Writes the end of the response and flushes; with `close`, closes once it is written.
         case writeEnd(close: Bool)
@@ -1161,7 +1163,8 @@ struct ProxyStateMachine {
         self.exchange!.outcome = outcome
         self.exchange!.status = entry.status
         actions.append(
-            .writeHead(ProxyResponses.hit(entry, request: exchange.request, outcome: outcome, keepAlive: exchange.keepAlive, now: now)))
+            .writeEncodedHead(
+                ProxyResponses.hit(entry, request: exchange.request, outcome: outcome, keepAlive: exchange.keepAlive, now: now)))
         if !exchange.request.isHead, entry.body.readableBytes > 0 { actions.append(.writeBody(entry.body)) }
         finishResponse(&actions)
         updateReading(&actions)

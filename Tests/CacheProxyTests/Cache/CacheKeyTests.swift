@@ -181,8 +181,27 @@ import Testing
 
     @Test func unknownVersionIsNotAnEntry() {
         var encoded = CacheEntryCodec.encode(entry)
-        encoded.setInteger(UInt8(2), at: encoded.readerIndex)
-        #expect(CacheEntryCodec.decode(encoded) == .unknownVersion(2))
+        encoded.setInteger(UInt8(3), at: encoded.readerIndex)
+        #expect(CacheEntryCodec.decode(encoded) == .unknownVersion(3))
+    }
+
+    @Test func version1EntriesStillDecode() {
+        // Written by the build before header blocks: read the same, served the same.
+        let old = CacheEntryCodec.encodeVersion1(entry)
+        #expect(old.getInteger(at: old.readerIndex, as: UInt8.self) == 1)
+        #expect(CacheEntryCodec.decode(old) == .entry(entry))
+        guard case .entry(let decoded) = CacheEntryCodec.decode(old) else { return }
+        #expect(
+            decoded.headers.map { "\($0.name)=\($0.value)" } == ["content-type=application/json", "x-multi=a", "x-multi=b", "x-utf8=olá"])
+    }
+
+    @Test func theHeaderBlockIsWhatAHitWrites() {
+        #expect(String(buffer: entry.headerBlock) == "content-type: application/json\r\nx-multi: a\r\nx-multi: b\r\nx-utf8: olá\r\n")
+        // A value that would split the head is never in the block.
+        let forged = CacheEntry(
+            status: 200, headers: [("x-a", "1\r\nset-cookie: s=1"), ("bad name", "v"), ("ok", "v")], body: ByteBuffer(), storedAt: 0, ttl: 1
+        )
+        #expect(String(buffer: forged.headerBlock) == "ok: v\r\n")
     }
 
     @Test func everyTruncationIsCorruptNeverACrash() {

@@ -61,7 +61,13 @@ import Testing
     // MARK: Finding actions
 
     static func writtenHead(_ actions: [ProxyStateMachine.Action]) -> HTTPResponseHead? {
-        for case .writeHead(let head) in actions { return head }
+        for action in actions {
+            switch action {
+            case .writeHead(let head): return head
+            case .writeEncodedHead(let bytes): return parseResponseHead(bytes)
+            default: continue
+            }
+        }
         return nil
     }
 

@@ -58,9 +58,6 @@ private final class AlwaysHitStorage: CacheStorage {
         let shared = ProxyContext(
             configuration: configuration, storage: storage, eventLoopGroup: channel.embeddedEventLoop,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        var encoder = HTTPResponseEncoder.Configuration()
-        encoder.automaticallySetFramingHeaders = false
-        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder(configuration: encoder))
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(shared: shared, clientAddress: "127.0.0.1"))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel

@@ -473,10 +473,30 @@ import Testing
 }
 
 /// One line per action, short enough to compare in a test.
+/// The head a ``ProxyStateMachine/Action/writeEncodedHead(_:)`` writes, parsed back.
+func parseResponseHead(_ bytes: ByteBuffer) -> HTTPResponseHead? {
+    let text = String(buffer: bytes)
+    guard text.hasSuffix("\r\n\r\n") else { return nil }
+    // ("\r\n" is one Character: cut by UTF-8 length, not by Characters.)
+    var lines = String(decoding: text.utf8.dropLast(4), as: UTF8.self).components(separatedBy: "\r\n")
+    let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
+    guard statusLine.count >= 2, let code = Int(statusLine[1]) else { return nil }
+    let version: HTTPVersion = statusLine[0] == "HTTP/1.0" ? .http1_0 : .http1_1
+    var headers = HTTPHeaders()
+    for line in lines {
+        guard let colon = line.firstIndex(of: ":") else { return nil }
+        headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop(while: { $0 == " " })))
+    }
+    return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: headers)
+}
+
 func describe(_ actions: [ProxyStateMachine.Action]) -> [String] {
     actions.map { action in
+        var action = action
+        if case .writeEncodedHead(let bytes) = action, let head = parseResponseHead(bytes) { action = .writeHead(head) }
         switch action {
         case .sendContinue: return "sendContinue"
+        case .writeEncodedHead: return "writeEncodedHead (does not parse)"
         case .writeHead(let head):
             var text = "writeHead \(head.status.code) \(head.headers.first(name: "x-cache") ?? "-")"
             let status = head.headers.first(name: "cache-status") ?? ""
