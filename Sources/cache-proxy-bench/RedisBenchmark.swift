@@ -85,6 +85,7 @@ struct Bench: AsyncParsableCommand {
         commandName: "cache-proxy-bench", abstract: "cache-proxy benchmarks.",
         subcommands: [
             RedisBenchmark.self, RedisMixedBenchmark.self, InvalidationBenchmark.self, StampedeBenchmark.self, EvictionBenchmark.self,
+            CoherenceBenchmark.self,
             OriginServer.self,
         ])
 }
