@@ -4,7 +4,7 @@ CONFIG ?= config/flask-api.yaml
 FLASK_DIR := examples/flask-api
 VENV := $(FLASK_DIR)/.venv
 
-.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation bench-stampede bench-eviction loadtest flask-venv clean
+.PHONY: test deps build release run bench bench-redis bench-redis-mixed bench-invalidation bench-stampede bench-eviction bench-coherence loadtest flask-venv clean
 
 ## Install missing system packages (libhiredis-dev, redis-server, …).
 deps:
@@ -35,12 +35,15 @@ test: deps flask-venv
 run: release flask-venv
 	@scripts/run.sh $(CONFIG)
 
-## HTTP benchmark: origin direct, cache-proxy HIT/MISS, nginx proxy_cache, with wrk; then the
-## stampede scenario (origin requests per 1,000 concurrent cold requests, 1 and 3 instances).
+## HTTP benchmark, one interleaved run (about 10 minutes): hits of cache-proxy (memory tier, Redis
+## only) against nginx proxy_cache and Varnish, 2 KB/100 KB GET and body-keyed POST at 32 and 128
+## connections; hits over 1,000 vs 1,000,000 keys; RSS at 1,000 connections; the MISS cost. Then
+## the stampede scenario. BENCH_ARGS=--quick: a short run that checks the script works.
 bench: deps
-	@scripts/install-deps.sh wrk nginx-light curl
+	@scripts/install-deps.sh wrk nginx-light varnish
 	$(SWIFT) build -c release
-	python3 scripts/bench.py
+	python3 scripts/bench.py $(BENCH_ARGS)
+	.build/release/cache-proxy-bench coherence
 	.build/release/cache-proxy-bench stampede
 
 ## The example API direct, with Flask-Caching, behind cache-proxy and behind nginx: one run,
@@ -70,6 +73,12 @@ bench-invalidation: deps
 bench-stampede: deps
 	$(SWIFT) build -c release --product cache-proxy-bench
 	.build/release/cache-proxy-bench stampede
+
+## Memory-tier coherence: purge on one instance until the other stops serving the entry from
+## memory (p50/p99, while 32 connections load it with memory hits).
+bench-coherence: deps
+	$(SWIFT) build -c release --product cache-proxy-bench
+	.build/release/cache-proxy-bench coherence
 
 ## Memory-tier eviction policies (LRU, S3-FIFO) on Zipf traces: hit ratios (about a minute).
 bench-eviction: deps

@@ -243,6 +243,8 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             upstream = nil
         case .log(let log):
+            // One line per request at debug level: build nothing unless it is written.
+            guard shared.logger.logLevel <= .debug else { return }
             var metadata: Logger.Metadata = [
                 "method": "\(log.method)", "target": "\(log.target)", "status": "\(log.status)", "outcome": "\(log.outcome.name)",
                 "cache_status": "\(log.outcome.cacheStatus)", "route": "\(log.route ?? "-")",
