@@ -559,6 +559,12 @@ def main():
         fill_count = -(-args.memory_max_bytes * 5 // 4 // (100 * 1024))  # 1.25x the bound in 100 KB entries
         print(f"memory tier: filling with {fill_count} distinct 100 KB responses", file=sys.stderr, flush=True)
         fill_seconds, _ = preload(ports["memory"], "/api/big/fill", fill_count, conns=32)  # 100 KB stores: gently
+        # The preload's requests were misses (stored in Redis); a memory tier fills from Redis hits.
+        started = time.time()
+        in_memory = sum("detail=memory" in fetch(ports["memory"], "GET", f"/api/big/fill?id={i}")[1].get("cache-status", "")
+                        for _ in range(2) for i in range(fill_count))
+        fill_seconds += time.time() - started
+        print(f"  {in_memory} of {2 * fill_count} second-pass reads came from the memory tier", file=sys.stderr, flush=True)
 
         key_sets = [(args.few_keys, f"/api/keys/{args.few_keys}"), (many_keys, f"/api/keys/{many_keys}")]
         preloads = {}

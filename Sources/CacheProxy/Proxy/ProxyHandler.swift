@@ -35,6 +35,10 @@ final class ProxyHandler: ChannelInboundHandler {
     private var performing = false
     /// The response being written has a chunked body (``ResponseWire/isChunked(_:)``).
     private var chunkedResponse = false
+    /// Between `channelRead` and `channelReadComplete`: responses finished meanwhile (memory
+    /// hits of pipelined requests) are flushed once, at the end of the read batch.
+    private var inReadBatch = false
+    private var clientFlushPending = false
     private static let empty = ByteBuffer()
     private static let crlf = ByteBuffer(string: "\r\n")
     private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
@@ -60,6 +64,7 @@ final class ProxyHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         guard !parserFailed else { return }
+        inReadBatch = true
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
         } else {
@@ -155,13 +160,12 @@ final class ProxyHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(.byteBuffer(end))).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
-            } else if end.readableBytes > 0 {
-                context.writeAndFlush(wrapOutboundOut(.byteBuffer(end)), promise: nil)
             } else {
-                context.flush()
+                if end.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(end)), promise: nil) }
+                flushClient()
             }
         case .flush:
-            context.flush()
+            flushClient()
         case .setClientReading(let wanted):
             setClientReading(wanted)
         case .closeClient:
@@ -368,7 +372,25 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
+    /// Flushes now, or at the end of the read batch when inside one.
+    private func flushClient() {
+        if inReadBatch {
+            clientFlushPending = true
+        } else {
+            context.flush()
+        }
+    }
+
     // MARK: Channel events
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBatch = false
+        if clientFlushPending {
+            clientFlushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         perform(machine.clientWritabilityChanged(context.channel.isWritable))

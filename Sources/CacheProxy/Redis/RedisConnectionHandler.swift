@@ -159,10 +159,7 @@ final class RedisConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         do {
-            try reader.feed(buffer)
-            while let reply = try reader.next() {
-                guard deliver(reply) else { return }
-            }
+            _ = try reader.drain(buffer, into: deliver)
         } catch {
             close(with: error)
         }

@@ -124,4 +124,24 @@ private final class AlwaysHitStorage: CacheStorage {
         #expect(responses[2].hasSuffix("\r\n\r\ncached"))
         #expect(responses[2].contains("connection: close\r\n"))
     }
+
+    @Test func pipelinedHitsAnsweredInOneReadAreFlushedOnce() throws {
+        let channel = try channel(AlwaysHitStorage(body: "cached"))
+        let flushes = FlushCounter()
+        try channel.pipeline.syncOperations.addHandler(flushes, position: .first)
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "GET /c/1 HTTP/1.1\r\nHost: h\r\n\r\n", count: 5)))
+        #expect(try output(channel).components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 5)
+        #expect(flushes.count == 1)
+    }
+}
+
+/// Counts the flushes that reach the socket.
+private final class FlushCounter: ChannelOutboundHandler {
+    typealias OutboundIn = IOData
+    var count = 0
+
+    func flush(context: ChannelHandlerContext) {
+        count += 1
+        context.flush()
+    }
 }

@@ -81,4 +81,41 @@ import Testing
         let command = RedisCommand("SET", ["", .bytes(ByteBuffer())])
         #expect(command.encoded == ByteBuffer(string: "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$0\r\n\r\n"))
     }
+
+    @Test func drainFeedsLargeReadsInPiecesAndDeliversEveryReplyInOrder() throws {
+        // Thirty 2 KiB replies and one of 100 KiB in one read, as a pipelined MGET burst arrives.
+        var bytes = ByteBuffer()
+        var expected: [RedisValue] = []
+        for index in 0..<31 {
+            let size = index == 17 ? 100 * 1024 : 2048
+            let payload = String(repeating: Character(UnicodeScalar(UInt8(65 + index % 26))), count: size)
+            bytes.writeString("$\(size)\r\n\(payload)\r\n")
+            expected.append(.bulkString(ByteBuffer(string: payload)))
+        }
+        bytes.writeString(HiredisReaderTests.stream)
+        expected += HiredisReaderTests.expected
+        let reader = HiredisReader()
+        var replies: [RedisValue] = []
+        // Split at an odd place, so one reply spans two reads.
+        let first = bytes.readSlice(length: 5000)!
+        #expect(
+            try reader.drain(first) {
+                replies.append($0); return true
+            })
+        #expect(
+            try reader.drain(bytes) {
+                replies.append($0); return true
+            })
+        #expect(replies == expected)
+    }
+
+    @Test func drainStopsWhenTheConsumerSaysSo() throws {
+        let reader = HiredisReader()
+        var count = 0
+        let finished = try reader.drain(ByteBuffer(string: HiredisReaderTests.stream)) { _ in
+            count += 1
+            return count < 3
+        }
+        #expect(!finished && count == 3)
+    }
 }
