@@ -15,9 +15,16 @@ final class HiredisReader {
         guard let reader = redisReaderCreate() else {
             fatalError("hiredis could not allocate a reader (out of memory)")
         }
+        // hiredis frees its buffer whenever it is empty with more than 16 KiB unused (its
+        // default), so every large reply regrew it from nothing: reallocations by doubling and
+        // fresh pages each time (16% of the CPU on 100 KB Redis hits in `perf`). Keep up to 1 MiB.
+        chiredis_reader_set_max_buffer(reader, Self.maxIdleBuffer)
         self.reader = reader
         self.allocator = allocator
     }
+
+    /// Unused buffer space the reader keeps between replies.
+    static let maxIdleBuffer = 1 << 20
 
     deinit {
         redisReaderFree(reader)
