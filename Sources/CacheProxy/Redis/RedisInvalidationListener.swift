@@ -132,7 +132,8 @@ public final class RedisInvalidationListener: Sendable {
                                 $0.attempt = 0
                                 $0.connects += 1
                             }
-                        })
+                        },
+                        onRefused: { [weak self] error in self?.refused(error) })
                     try channel.pipeline.syncOperations.addHandler(handler)
                     self.state.withLockedValue { $0.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
@@ -158,6 +159,15 @@ public final class RedisInvalidationListener: Sendable {
                     self.lost()
                 }
             }
+    }
+
+    /// Redis answered the handshake with an error (an old Redis without CLIENT TRACKING, a wrong
+    /// password, an ACL): said once per outage, since the listener keeps retrying.
+    private func refused(_ error: RedisServerError) {
+        guard state.withLockedValue({ $0.attempt == 0 }) else { return }
+        logger.warning(
+            "Redis refused the invalidation listener (CLIENT TRACKING needs Redis 6 or later): the memory tier is off until it accepts",
+            metadata: ["error": "\(error.message)", "redis": "\(url)"])
     }
 
     /// On the listener's event loop.
@@ -198,12 +208,17 @@ private final class InvalidationHandler: ChannelInboundHandler {
     private let prefix: String
     private let memory: MemoryCache
     private let onSubscribed: @Sendable () -> Void
+    private let onRefused: @Sendable (RedisServerError) -> Void
     private var phase: Phase
     private var context: ChannelHandlerContext?
     /// Barriers whose `PING` is on the wire, oldest first; nil: timed out.
     private var barriers = CircularBuffer<EventLoopPromise<Void>?>()
 
-    init(prefix: String, memory: MemoryCache, acknowledgements: Int, onSubscribed: @escaping @Sendable () -> Void) {
+    init(
+        prefix: String, memory: MemoryCache, acknowledgements: Int, onSubscribed: @escaping @Sendable () -> Void,
+        onRefused: @escaping @Sendable (RedisServerError) -> Void
+    ) {
+        self.onRefused = onRefused
         self.prefix = prefix
         self.memory = memory
         self.phase = .handshake(acknowledgements: acknowledgements)
@@ -256,7 +271,10 @@ private final class InvalidationHandler: ChannelInboundHandler {
     private func handle(_ reply: RedisValue, context: ChannelHandlerContext) {
         switch phase {
         case .handshake(let acknowledgements):
-            if case .error = reply { return close(context) }
+            if case .error(let error) = reply {
+                onRefused(error)
+                return close(context)
+            }
             if acknowledgements > 0 {
                 phase = .handshake(acknowledgements: acknowledgements - 1)
                 return
@@ -276,6 +294,9 @@ private final class InvalidationHandler: ChannelInboundHandler {
                 phase = .live
                 memory.coherenceChanged(live: true)
                 onSubscribed()
+            case .error(let error):
+                onRefused(error)
+                close(context)
             default:
                 close(context)
             }
