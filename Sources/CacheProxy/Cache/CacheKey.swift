@@ -103,6 +103,23 @@ public struct CacheKey: Sendable, Hashable {
     }
 }
 
+extension SHA256Digest {
+    /// Lower-case hexadecimal, written straight into the String's storage (one allocation; the
+    /// generic version grew an array four times on every request's key).
+    var hexString: String {
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { output in
+                for (index, byte) in bytes.enumerated() {
+                    output[2 * index] = digits.utf8Start[Int(byte >> 4)]
+                    output[2 * index + 1] = digits.utf8Start[Int(byte & 0x0f)]
+                }
+                return bytes.count * 2
+            }
+        }
+    }
+}
+
 extension Sequence<UInt8> {
     /// Lower-case hexadecimal.
     var hexString: String {

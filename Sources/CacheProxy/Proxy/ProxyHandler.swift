@@ -112,16 +112,21 @@ final class ProxyHandler: ChannelInboundHandler {
 
     // MARK: Performing actions
 
-    private func perform(_ actions: [ProxyStateMachine.Action]) {
+    /// Performs an event's actions, then gives the array back to the machine for reuse (taken
+    /// as `consuming`, so its storage is uniquely owned here and kept).
+    private func perform(_ actions: consuming [ProxyStateMachine.Action]) {
+        let list = actions
         guard !performing else {
-            pending.append(contentsOf: actions)
+            pending.append(contentsOf: list)
+            machine.recycle(list)
             return
         }
         performing = true
         defer { performing = false }
-        for action in actions {
+        for action in list {
             perform(action)
         }
+        machine.recycle(list)
         while let action = pending.popFirst() {
             perform(action)
         }

@@ -30,6 +30,24 @@ struct ProxyStateMachine {
         case upstream
     }
 
+    /// Arrays earlier events' actions came in, emptied and given back by the handler
+    /// (``recycle(_:)``): each event otherwise allocated and grew a new one (six per hit). Events
+    /// nest (a memory hit is answered while the request's actions are being performed), so a few.
+    private var spareActions: [[Action]] = []
+
+    /// An empty array for an event's actions, with the capacity of a recycled one.
+    private mutating func takeActionBuffer() -> [Action] {
+        spareActions.popLast() ?? []
+    }
+
+    /// Takes back an event's actions once performed, to reuse their storage.
+    mutating func recycle(_ actions: consuming [Action]) {
+        var actions = actions
+        guard actions.capacity > 0, actions.capacity <= 64, spareActions.count < 4 else { return }
+        actions.removeAll(keepingCapacity: true)
+        spareActions.append(actions)
+    }
+
     /// What ``ProxyHandler`` must do. Cases with large payloads are `indirect`: every action of
     /// a hit moves through arrays of this enum, whose size is that of its largest case.
     enum Action {
@@ -268,7 +286,7 @@ struct ProxyStateMachine {
 
     /// The connection is open; the first request head must start within the header timeout.
     mutating func connectionStarted() -> [Action] {
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         armClientTimer(.header, after: settings.client.headerTimeout, &actions)
         return actions
     }
@@ -278,7 +296,7 @@ struct ProxyStateMachine {
         // Behind a request in progress it waits: the header timer starts once that is answered.
         partialHead = true
         guard connection == .open, exchange == nil, queue.isEmpty else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         if clientTimer?.kind != .header { armClientTimer(.header, after: settings.client.headerTimeout, &actions) }
         return actions
     }
@@ -286,7 +304,7 @@ struct ProxyStateMachine {
     mutating func clientWritabilityChanged(_ writable: Bool) -> [Action] {
         guard connection == .open, writable != clientWritable else { return [] }
         clientWritable = writable
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         if case .streaming = exchange?.responseSide, case .connected = exchange?.upstream {
             actions.append(.setUpstreamReading(writable))
         }
@@ -309,7 +327,7 @@ struct ProxyStateMachine {
 
     /// The client connection closed (or failed).
     mutating func clientClosed() -> [Action] {
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         leaveCoalescing(&actions)
         if let exchange, Self.hasUpstream(exchange.upstream) {
             actions.append(.closeUpstream)
@@ -343,11 +361,11 @@ struct ProxyStateMachine {
         partialHead = false
         if exchange != nil || !queue.isEmpty || !clientWritable {
             enqueue(.head(head))
-            var actions: [Action] = []
+            var actions = takeActionBuffer()
             updateReading(&actions)
             return actions
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         begin(head, &actions)
         updateReading(&actions)
         return actions
@@ -357,11 +375,11 @@ struct ProxyStateMachine {
         guard connection == .open else { return [] }
         if !queue.isEmpty || exchange == nil {
             enqueue(.body(part))
-            var actions: [Action] = []
+            var actions = takeActionBuffer()
             updateReading(&actions)
             return actions
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         body(part, &actions)
         updateReading(&actions)
         return actions
@@ -373,7 +391,7 @@ struct ProxyStateMachine {
             enqueue(.end)
             return []
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         end(&actions)
         updateReading(&actions)
         return actions
@@ -383,7 +401,7 @@ struct ProxyStateMachine {
     mutating func requestFailed(_ rejection: RequestRejection) -> [Action] {
         guard connection == .open else { return [] }
         inputFailed = true
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         if let exchange, queue.isEmpty {
             switch exchange.requestSide {
             case .collecting, .streaming:
@@ -421,7 +439,7 @@ struct ProxyStateMachine {
         else {
             return []
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         var staleEntry: CacheEntry?
         switch lookup {
         case .fresh(let entry):
@@ -473,7 +491,7 @@ struct ProxyStateMachine {
         else {
             return []
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch result {
         case .success(.stored):
             self.exchange!.outcome = exchange.outcome.with(.stored)
@@ -496,7 +514,7 @@ struct ProxyStateMachine {
     /// why it failed.
     mutating func purgeCompleted(request id: Int, _ result: Result<Int, any Error>) -> [Action] {
         guard connection != .closed, let exchange, exchange.id == id else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch exchange.responseSide {
         case .invalidating(let head, let body, let ended):
             switch result {
@@ -566,7 +584,7 @@ struct ProxyStateMachine {
             case .alone: return []
             }
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch role {
         case .leader(let ticket) where !store.route.coalesceAcrossInstances:
             self.exchange!.leaderTicket = ticket
@@ -594,7 +612,7 @@ struct ProxyStateMachine {
     mutating func fetchDelivered(request id: Int, _ delivery: Coalescer.Delivery, now: Int64) -> [Action] {
         guard connection != .closed, let exchange, exchange.id == id, case .waitingForLeader(let body, let store, _) = exchange.responseSide
         else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         cancelUpstreamTimer(&actions)
         switch delivery {
         case .entry(let entry):
@@ -623,7 +641,7 @@ struct ProxyStateMachine {
             if case .acquired(let token) = resolution { return [.releaseLease(key, token: token, inRedis: true)] }
             return []
         }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch resolution {
         case .acquired(let token):
             self.exchange!.lease = (key, token)
@@ -695,7 +713,7 @@ struct ProxyStateMachine {
     /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
     mutating func upstreamAcquireFailed(_ error: UpstreamError, now: Int64? = nil) -> [Action] {
         guard connection != .closed, let exchange, case .acquiring = exchange.upstream else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         if serveStaleInsteadOfError(.originDown, now: now, &actions) { return actions }
         self.exchange!.upstream = .done
         cancelUpstreamTimer(&actions)
@@ -714,7 +732,7 @@ struct ProxyStateMachine {
     mutating func upstreamWritabilityChanged(_ writable: Bool) -> [Action] {
         guard exchange != nil else { return [] }
         exchange!.upstreamWritable = writable
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         updateReading(&actions)
         return actions
     }
@@ -722,7 +740,7 @@ struct ProxyStateMachine {
     /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
     mutating func upstreamHead(_ head: HTTPResponseHead, now: Int64? = nil) -> [Action] {
         guard connection != .closed, let exchange, case .forwarding(let store) = exchange.responseSide else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         armUpstreamTimer(.read, after: settings.upstreamReadTimeout, &actions)
         self.exchange!.status = Int(head.status.code)
         var head = head
@@ -759,7 +777,7 @@ struct ProxyStateMachine {
     mutating func upstreamBody(_ part: ByteBuffer) -> [Action] {
         guard connection != .closed, let exchange else { return [] }
         upstreamTimer?.activity = true
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch exchange.responseSide {
         case .buffering(let head, var body, let store):
             self.exchange!.responseSide = .sent  // placeholder: `body` stays uniquely referenced
@@ -793,7 +811,7 @@ struct ProxyStateMachine {
 
     mutating func upstreamEnd(now: Int64) -> [Action] {
         guard connection != .closed, let exchange, case .connected = exchange.upstream else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         cancelUpstreamTimer(&actions)
         if case .ended = exchange.requestSide {
             actions.append(.releaseUpstream)
@@ -876,7 +894,7 @@ struct ProxyStateMachine {
     /// - Parameter now: the time (ms), for the `Age` of a stale answer; nil: the lookup's time.
     mutating func timerFired(_ slot: TimerSlot, id: Int, now: Int64? = nil) -> [Action] {
         guard connection == .open else { return [] }
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         switch slot {
         case .client:
             guard let timer = clientTimer, timer.id == id else { return [] }
@@ -1419,7 +1437,7 @@ struct ProxyStateMachine {
     }
 
     private mutating func cancelTimers() -> [Action] {
-        var actions: [Action] = []
+        var actions = takeActionBuffer()
         cancelClientTimer(&actions)
         cancelUpstreamTimer(&actions)
         return actions
