@@ -181,7 +181,7 @@ public enum CacheEntryCodec {
             headerBlock = ResponseWire.headerBlock(headers)
         } else {
             guard let length = buffer.readInteger(as: UInt32.self), let block = buffer.readSlice(length: Int(length)),
-                block.readableBytes == 0 || block.getBytes(at: block.writerIndex - 2, length: 2) == [13, 10]
+                ResponseWire.isValidHeaderBlock(block)
             else { return .corrupt }
             headerBlock = block
         }

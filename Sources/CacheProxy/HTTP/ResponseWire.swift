@@ -81,6 +81,32 @@ enum ResponseWire {
         return headers
     }
 
+    /// Whether a stored block is header lines and nothing else, so writing it as it is cannot
+    /// end the head early or add anything but headers: every line `token: value\r\n`, no CR,
+    /// LF or NUL elsewhere, no empty line. (A value in Redis not written by this codec, or
+    /// damaged, is refused at decode, not sent.)
+    static func isValidHeaderBlock(_ block: ByteBuffer) -> Bool {
+        block.withUnsafeReadableBytes { bytes in
+            var index = 0
+            while index < bytes.count {
+                // The name: one or more token bytes, then a colon.
+                let nameStart = index
+                while index < bytes.count, HTTPRequestParser.isTokenByte(bytes[index]) { index += 1 }
+                guard index > nameStart, index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
+                index += 1
+                // The value, up to CRLF.
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\r") {
+                    let byte = bytes[index]
+                    guard byte != UInt8(ascii: "\n"), byte != 0 else { return false }
+                    index += 1
+                }
+                guard index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "\n") else { return false }
+                index += 2
+            }
+            return true
+        }
+    }
+
     private static func isSafe(_ name: String, _ value: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy(HTTPRequestParser.isTokenByte)
             && !value.utf8.contains(where: { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") || $0 == 0 })

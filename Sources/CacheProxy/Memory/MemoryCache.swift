@@ -12,9 +12,10 @@ import NIOConcurrencyHelpers
 ///
 /// **The read race.** A lookup's reply and an invalidation of the same key travel on different
 /// connections, so the invalidation can be processed first and the (older) reply after it. A
-/// lookup therefore registers before it is sent (``beginFill(_:)``) and its reply is kept only if
-/// no invalidation of that key (and no change of the listener's state) came in between
-/// (``finishFill(_:entry:now:)``).
+/// lookup therefore registers before it is sent (``beginFill(_:)``, which numbers it) and its
+/// reply is kept only if no invalidation of that key, no `FLUSHALL` and no change of the
+/// listener's state came after that number (``finishFill(_:entry:now:)``). Lookups that start
+/// after an invalidation are not affected by it, however many are in flight.
 ///
 /// Shared by every event loop: the entries are split over shards by digest, each behind its own
 /// lock held for a dictionary lookup. Lookups need neither a promise nor a thread hop.
@@ -23,36 +24,46 @@ public final class MemoryCache: Sendable {
     public struct FillTicket: Sendable {
         let digest: String
         let shard: Int
-        let epoch: UInt64
+        /// The shard's sequence number when the lookup was sent.
+        let sequence: UInt64
     }
 
     /// Counters for tests and metrics.
     public struct Statistics: Sendable, Hashable {
         public var entries = 0
         public var bytes = 0
-        public var live = false
+        /// Every shard serves (the listener is subscribed).
+        public var live = true
     }
 
     private struct PendingFill {
+        /// Lookups of the key in flight.
         var readers: Int
-        var invalidated: Bool
+        /// The sequence number of the key's last invalidation (0: none while they were in flight).
+        var invalidatedAt: UInt64
     }
 
     private struct Shard {
         var tier: MemoryTier<CacheEntry, S3FIFOPolicy>
-        /// Changes with every change of the listener's state.
-        var epoch: UInt64 = 0
         var live = false
+        /// Numbers lookups and invalidations, in the order this shard saw them.
+        var sequence: UInt64 = 0
+        /// The last `invalidateAll` or change of the listener's state.
+        var allInvalidatedAt: UInt64 = 0
         var pending: [String: PendingFill] = [:]
 
         mutating func invalidate(_ digest: String) {
             tier.remove(digest)
-            if pending[digest] != nil { pending[digest]!.invalidated = true }
+            if pending[digest] != nil {
+                sequence &+= 1
+                pending[digest]!.invalidatedAt = sequence
+            }
         }
 
         mutating func invalidateAll() {
             tier.removeAll()
-            for digest in pending.keys { pending[digest]!.invalidated = true }
+            sequence &+= 1
+            allInvalidatedAt = sequence
         }
     }
 
@@ -94,8 +105,9 @@ public final class MemoryCache: Sendable {
         let index = Self.shard(of: digest)
         return shards[index].withLockedValue { shard in
             guard shard.live else { return nil }
-            shard.pending[digest, default: PendingFill(readers: 0, invalidated: false)].readers += 1
-            return FillTicket(digest: digest, shard: index, epoch: shard.epoch)
+            shard.sequence &+= 1
+            shard.pending[digest, default: PendingFill(readers: 0, invalidatedAt: 0)].readers += 1
+            return FillTicket(digest: digest, shard: index, sequence: shard.sequence)
         }
     }
 
@@ -108,8 +120,8 @@ public final class MemoryCache: Sendable {
             guard var pending = shard.pending[ticket.digest] else { return }
             pending.readers -= 1
             shard.pending[ticket.digest] = pending.readers > 0 ? pending : nil
-            guard let entry, shard.live, shard.epoch == ticket.epoch, !pending.invalidated, entry.isFresh(now: now),
-                bytes <= maxEntryBytes
+            guard let entry, shard.live, pending.invalidatedAt < ticket.sequence, shard.allInvalidatedAt < ticket.sequence,
+                entry.isFresh(now: now), bytes <= maxEntryBytes
             else { return }
             shard.tier.set(ticket.digest, entry, bytes: bytes, expiresAt: entry.storedAt + entry.ttl)
         }
@@ -134,7 +146,6 @@ public final class MemoryCache: Sendable {
         for shard in shards {
             shard.withLockedValue { shard in
                 shard.invalidateAll()
-                shard.epoch &+= 1
                 shard.live = live
             }
         }
@@ -147,17 +158,23 @@ public final class MemoryCache: Sendable {
             shard.withLockedValue { shard in
                 statistics.entries += shard.tier.count
                 statistics.bytes += shard.tier.bytes
-                statistics.live = shard.live
+                statistics.live = statistics.live && shard.live
             }
         }
         return statistics
     }
 
-    /// The bytes an entry is charged for.
+    /// The bytes an entry is charged for: the buffer its block and body are slices of (the
+    /// Redis value, whose storage NIO rounds up to a power of two), its tags and a fixed overhead.
     static func charge(_ entry: CacheEntry) -> Int {
-        var bytes = entryOverhead + entry.body.readableBytes + entry.headerBlock.readableBytes
-        for tag in entry.tags { bytes += tag.utf8.count + 16 }
-        return bytes
+        var encoded = 40 + entry.body.readableBytes + entry.headerBlock.readableBytes
+        var tags = 0
+        for tag in entry.tags {
+            encoded += tag.utf8.count + 2
+            tags += tag.utf8.count + 16
+        }
+        let storage = encoded <= 1 ? 1 : 1 << (Int.bitWidth - (encoded - 1).leadingZeroBitCount)
+        return entryOverhead + storage + tags
     }
 
     /// The shard of a hex digest: its first digit's value.

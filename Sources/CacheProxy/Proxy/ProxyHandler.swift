@@ -174,6 +174,11 @@ final class ProxyHandler: ChannelInboundHandler {
         case .setClientReading(let wanted):
             setClientReading(wanted)
         case .closeClient:
+            // A response finished earlier in this read batch is sent first (close fails unflushed writes).
+            if clientFlushPending {
+                clientFlushPending = false
+                context.flush()
+            }
             context.close(promise: nil)
         case .setTimer(let slot, let id, let delay):
             let deadline = NIODeadline.now() + delay

@@ -26,9 +26,15 @@ import NIOPosix
 ///
 /// ``barrier(on:)`` gives read-your-writes on this instance: a `PING` sent after a purge
 /// returned comes back after every invalidation that purge caused (one connection, in order).
+/// A heartbeat `PING` every second proves the connection alive: a connection that went silent
+/// (a NAT timeout, a host gone without a FIN) is closed after 3 s without its answer, which
+/// empties and bypasses the tier like any loss.
 public final class RedisInvalidationListener: Sendable {
     /// The channel Redis pushes invalidations on (RESP2 redirect mode).
     static let channel = "__redis__:invalidate"
+    /// A listener that stayed subscribed this long had recovered: the next loss starts the
+    /// backoff (and its warning) afresh.
+    static let healthyAfter = TimeAmount.seconds(5)
 
     private let url: RedisURL
     private let keyPrefix: String
@@ -37,6 +43,7 @@ public final class RedisInvalidationListener: Sendable {
     private let backoff: RedisBackoff
     private let connectTimeout: TimeAmount
     private let barrierTimeout: TimeAmount
+    private let heartbeat: InvalidationHandler.Heartbeat
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
@@ -46,15 +53,19 @@ public final class RedisInvalidationListener: Sendable {
         var attempt = 0
         var closed = false
         var connects = 0
+        var subscribedAt: NIODeadline?
+        /// An outage was logged; the next subscription says it is over.
+        var outageLogged = false
     }
 
     /// - Parameters:
     ///   - keyPrefix: the configuration's `redis.key_prefix`; entry keys are this, `v2:`, the digest.
-    ///   - barrierTimeout: how long ``barrier(on:)`` waits for its `PING`; past it the tier is
-    ///     emptied instead.
+    ///   - barrierTimeout: how long ``barrier(on:)`` waits for its `PING`; past it the connection
+    ///     is closed (emptying the tier) and the barrier passes.
     public init(
         url: RedisURL, keyPrefix: String, memory: MemoryCache, eventLoop: EventLoop, backoff: RedisBackoff = RedisBackoff(),
-        connectTimeout: TimeAmount = .seconds(1), barrierTimeout: TimeAmount = .seconds(1), logger: Logger
+        connectTimeout: TimeAmount = .seconds(1), barrierTimeout: TimeAmount = .seconds(1),
+        heartbeatInterval: TimeAmount = .seconds(1), heartbeatTimeout: TimeAmount = .seconds(3), logger: Logger
     ) {
         self.url = url
         self.keyPrefix = keyPrefix
@@ -63,6 +74,7 @@ public final class RedisInvalidationListener: Sendable {
         self.backoff = backoff
         self.connectTimeout = connectTimeout
         self.barrierTimeout = barrierTimeout
+        self.heartbeat = .init(interval: heartbeatInterval, timeout: heartbeatTimeout)
         self.logger = logger
     }
 
@@ -88,8 +100,9 @@ public final class RedisInvalidationListener: Sendable {
     public var subscriptions: Int { state.withLockedValue { $0.connects } }
 
     /// Completes once every invalidation Redis produced before this call has been applied to the
-    /// tier: at once when the tier is not live (it is empty), else when a `PING` sent now comes
-    /// back. Never fails: on a timeout the tier is emptied.
+    /// tier: at once when the tier is not live (it is empty and bypassed), else when a `PING`
+    /// sent now comes back. Never fails: past `barrierTimeout` the connection is closed, which
+    /// empties the tier, and the barrier passes.
     public func barrier(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
         guard memory.isEnabled else { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
@@ -98,11 +111,11 @@ public final class RedisInvalidationListener: Sendable {
                 promise.succeed()
                 return
             }
-            handler.ping(promise)
+            handler.barrier(promise)
             self.eventLoop.scheduleTask(in: self.barrierTimeout) {
                 if handler.expire(promise) {
-                    self.logger.warning("Redis did not answer an invalidation barrier in time; the memory tier was emptied")
-                    self.memory.invalidateAll()
+                    self.logger.warning(
+                        "Redis did not answer an invalidation barrier in time; reconnecting the listener (memory tier emptied)")
                 }
             }
         }
@@ -119,6 +132,7 @@ public final class RedisInvalidationListener: Sendable {
         let prefix = trackedPrefix
         let memory = self.memory
         let acknowledgements = handshake.count - 1
+        let heartbeat = self.heartbeat
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -126,13 +140,8 @@ public final class RedisInvalidationListener: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = InvalidationHandler(
-                        prefix: prefix, memory: memory, acknowledgements: acknowledgements,
-                        onSubscribed: { [weak self] in
-                            self?.state.withLockedValue {
-                                $0.attempt = 0
-                                $0.connects += 1
-                            }
-                        },
+                        prefix: prefix, memory: memory, acknowledgements: acknowledgements, heartbeat: heartbeat,
+                        onSubscribed: { [weak self] in self?.subscribed() },
                         onRefused: { [weak self] error in self?.refused(error) })
                     try channel.pipeline.syncOperations.addHandler(handler)
                     self.state.withLockedValue { $0.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
@@ -161,10 +170,24 @@ public final class RedisInvalidationListener: Sendable {
             }
     }
 
+    private func subscribed() {
+        let recovered = state.withLockedValue { state -> Bool in
+            state.connects += 1
+            state.subscribedAt = .now()
+            defer { state.outageLogged = false }
+            return state.outageLogged
+        }
+        if recovered { logger.info("Redis invalidation listener subscribed again: the memory tier is back", metadata: ["redis": "\(url)"]) }
+    }
+
     /// Redis answered the handshake with an error (an old Redis without CLIENT TRACKING, a wrong
     /// password, an ACL): said once per outage, since the listener keeps retrying.
     private func refused(_ error: RedisServerError) {
-        guard state.withLockedValue({ $0.attempt == 0 }) else { return }
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.outageLogged = true }
+            return !state.outageLogged
+        }
+        guard first else { return }
         logger.warning(
             "Redis refused the invalidation listener (CLIENT TRACKING needs Redis 6 or later): the memory tier is off until it accepts",
             metadata: ["error": "\(error.message)", "redis": "\(url)"])
@@ -173,17 +196,18 @@ public final class RedisInvalidationListener: Sendable {
     /// On the listener's event loop.
     private func lost() {
         memory.coherenceChanged(live: false)
-        let handler = state.withLockedValue { $0.handler }
-        handler?.value.failBarriers()
-        let attempt = state.withLockedValue { state -> Int? in
+        let (attempt, warn) = state.withLockedValue { state -> (Int?, Bool) in
             state.channel = nil
             state.handler = nil
-            guard !state.closed else { return nil }
+            guard !state.closed else { return (nil, false) }
+            if let since = state.subscribedAt, NIODeadline.now() - since >= Self.healthyAfter { state.attempt = 0 }
+            state.subscribedAt = nil
             state.attempt += 1
-            return state.attempt
+            defer { state.outageLogged = true }
+            return (state.attempt, !state.outageLogged)
         }
         guard let attempt else { return }
-        if attempt == 1 {
+        if warn {
             logger.warning("lost the Redis invalidation listener: the memory tier is off until it is back", metadata: ["redis": "\(url)"])
         }
         let delay = backoff.delay(attempt: attempt - 1, random: Double.random(in: 0...1))
@@ -192,89 +216,111 @@ public final class RedisInvalidationListener: Sendable {
 }
 
 /// The listener connection: finishes the handshake (the tracking command needs the connection's
-/// own id), then applies pushes to the tier and answers barriers.
-private final class InvalidationHandler: ChannelInboundHandler {
+/// own id), then applies pushes to the tier, answers barriers and checks the connection with a
+/// heartbeat. Anything unexpected closes it; from the moment it closes (or is found closed) the
+/// tier is off.
+final class InvalidationHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private enum Phase {
+    struct Heartbeat: Sendable {
+        var interval: TimeAmount
+        var timeout: TimeAmount
+    }
+
+    private enum Phase: Equatable {
         /// Waiting for replies to AUTH (count) then for `CLIENT ID`.
         case handshake(acknowledgements: Int)
-        /// Tracking asked, waiting for its `+OK` and the `subscribe` confirmation.
+        /// CLIENT TRACKING and SUBSCRIBE sent: waiting for TRACKING's `+OK`.
+        case trackingRequested
+        /// Tracking on: waiting for the `subscribe` confirmation.
         case subscribing
         case live
+        case closed
+    }
+
+    /// A `PING` on the wire, in order.
+    private enum Ping {
+        case barrier(EventLoopPromise<Void>)
+        case heartbeat
+        /// A barrier that gave up (its pong is still to come).
+        case expired
     }
 
     private let reader = HiredisReader()
     private let prefix: String
     private let memory: MemoryCache
+    private let heartbeat: Heartbeat
     private let onSubscribed: @Sendable () -> Void
     private let onRefused: @Sendable (RedisServerError) -> Void
     private var phase: Phase
     private var context: ChannelHandlerContext?
-    /// Barriers whose `PING` is on the wire, oldest first; nil: timed out.
-    private var barriers = CircularBuffer<EventLoopPromise<Void>?>()
+    private var pings = CircularBuffer<Ping>()
+    private var heartbeatDeadline: Scheduled<Void>?
+    private var heartbeatTask: Scheduled<Void>?
 
     init(
-        prefix: String, memory: MemoryCache, acknowledgements: Int, onSubscribed: @escaping @Sendable () -> Void,
-        onRefused: @escaping @Sendable (RedisServerError) -> Void
+        prefix: String, memory: MemoryCache, acknowledgements: Int, heartbeat: Heartbeat,
+        onSubscribed: @escaping @Sendable () -> Void, onRefused: @escaping @Sendable (RedisServerError) -> Void
     ) {
-        self.onRefused = onRefused
         self.prefix = prefix
         self.memory = memory
         self.phase = .handshake(acknowledgements: acknowledgements)
+        self.heartbeat = heartbeat
         self.onSubscribed = onSubscribed
+        self.onRefused = onRefused
     }
 
-    var isLive: Bool {
-        if case .live = phase { return true }
-        return false
-    }
+    var isLive: Bool { phase == .live }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard phase != .closed else { return }
         do {
-            try reader.feed(unwrapInboundIn(data))
-            while let reply = try reader.next() {
+            _ = try reader.drain(unwrapInboundIn(data)) { reply in
                 handle(reply, context: context)
+                return phase != .closed
             }
         } catch {
-            context.close(promise: nil)
+            close(context)
         }
     }
 
     /// Sends a `PING` whose `pong` completes `promise`.
-    func ping(_ promise: EventLoopPromise<Void>) {
-        guard let context else {
-            promise.succeed()
+    func barrier(_ promise: EventLoopPromise<Void>) {
+        guard let context, phase == .live else {
+            promise.succeed()  // not live: the tier is empty and bypassed
             return
         }
-        barriers.append(promise)
-        context.writeAndFlush(NIOAny(RedisCommand("PING").encoded), promise: nil)
+        pings.append(.barrier(promise))
+        context.writeAndFlush(wrapOutboundOut(RedisCommand("PING").encoded), promise: nil)
     }
 
-    /// Gives up on a barrier: true if it was still waiting (the caller empties the tier).
+    /// Gives up on a barrier: true if it was still waiting. The connection is closed (the tier
+    /// emptied) before the barrier passes.
     func expire(_ promise: EventLoopPromise<Void>) -> Bool {
-        guard let index = barriers.firstIndex(where: { $0?.futureResult === promise.futureResult }) else { return false }
-        barriers[index] = nil
+        guard
+            let index = pings.firstIndex(where: {
+                if case .barrier(let waiting) = $0 { return waiting.futureResult === promise.futureResult }
+                return false
+            })
+        else { return false }
+        pings[index] = .expired
+        if let context { close(context) }
         promise.succeed()
         return true
     }
 
-    /// The connection is gone (the tier was emptied): every barrier is passed.
-    func failBarriers() {
-        while let barrier = barriers.popFirst() { barrier?.succeed() }
-    }
-
     private func handle(_ reply: RedisValue, context: ChannelHandlerContext) {
+        if case .error(let error) = reply, phase != .live {
+            onRefused(error)
+            return close(context)
+        }
         switch phase {
         case .handshake(let acknowledgements):
-            if case .error(let error) = reply {
-                onRefused(error)
-                return close(context)
-            }
             if acknowledgements > 0 {
                 phase = .handshake(acknowledgements: acknowledgements - 1)
                 return
@@ -284,37 +330,56 @@ private final class InvalidationHandler: ChannelInboundHandler {
             buffer.writeImmutableBuffer(
                 RedisCommand("CLIENT", ["TRACKING", "on", "REDIRECT", .integer(id), "BCAST", "PREFIX", .string(prefix)]).encoded)
             buffer.writeImmutableBuffer(RedisCommand("SUBSCRIBE", [.string(RedisInvalidationListener.channel)]).encoded)
-            context.writeAndFlush(NIOAny(buffer), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            phase = .trackingRequested
+        case .trackingRequested:
+            guard case .simpleString = reply else { return close(context) }
             phase = .subscribing
         case .subscribing:
-            switch reply {
-            case .simpleString:
-                return  // +OK of CLIENT TRACKING
-            case .array(let parts) where parts.count == 3 && parts[0].string == "subscribe":
-                phase = .live
-                memory.coherenceChanged(live: true)
-                onSubscribed()
-            case .error(let error):
-                onRefused(error)
-                close(context)
-            default:
-                close(context)
-            }
+            guard case .array(let parts) = reply, parts.count == 3, parts[0].string == "subscribe" else { return close(context) }
+            phase = .live
+            memory.coherenceChanged(live: true)
+            startHeartbeat(context)
+            onSubscribed()
         case .live:
             guard case .array(let parts) = reply, let kind = parts.first?.string else { return close(context) }
             switch kind {
             case "message" where parts.count == 3:
                 switch parts[2] {
                 case .array(let keys): memory.invalidate(digests: keys.lazy.compactMap { self.digest(ofKey: $0) })
-                case .null: memory.invalidateAll()  // FLUSHALL / FLUSHDB
-                default: memory.invalidateAll()
+                default: memory.invalidateAll()  // null: FLUSHALL / FLUSHDB
                 }
             case "pong":
-                // Pongs come back in the order the pings went; a timed-out barrier's slot is nil.
-                if let barrier = barriers.popFirst() { barrier?.succeed() }
+                // Pongs come back in the order the pings went.
+                switch pings.popFirst() {
+                case .barrier(let promise): promise.succeed()
+                case .heartbeat:
+                    heartbeatDeadline?.cancel()
+                    heartbeatDeadline = nil
+                case .expired, nil: break
+                }
             default:
                 break
             }
+        case .closed:
+            break
+        }
+    }
+
+    /// Every `interval` while live: a `PING`, unless one is out; one unanswered after `timeout`
+    /// closes the connection.
+    private func startHeartbeat(_ context: ChannelHandlerContext) {
+        let loop = context.eventLoop.assumeIsolated()
+        heartbeatTask = loop.scheduleTask(in: heartbeat.interval) {
+            guard self.phase == .live, let context = self.context else { return }
+            if self.heartbeatDeadline == nil {
+                self.pings.append(.heartbeat)
+                context.writeAndFlush(self.wrapOutboundOut(RedisCommand("PING").encoded), promise: nil)
+                self.heartbeatDeadline = loop.scheduleTask(in: self.heartbeat.timeout) {
+                    if let context = self.context { self.close(context) }
+                }
+            }
+            self.startHeartbeat(context)
         }
     }
 
@@ -323,17 +388,36 @@ private final class InvalidationHandler: ChannelInboundHandler {
         return String(decoding: name.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
     }
 
-    /// Anything unexpected ends the connection; the listener reconnects and the tier stays off until then.
+    /// Ends the connection (the listener reconnects): the tier is off from this moment.
     private func close(_ context: ChannelHandlerContext) {
+        stop()
         context.close(promise: nil)
     }
 
+    /// The tier off, every barrier passed (the tier is empty), no more heartbeats.
+    private func stop() {
+        guard phase != .closed else { return }
+        phase = .closed
+        memory.coherenceChanged(live: false)
+        heartbeatTask?.cancel()
+        heartbeatTask = nil
+        heartbeatDeadline?.cancel()
+        heartbeatDeadline = nil
+        while let ping = pings.popFirst() {
+            if case .barrier(let promise) = ping { promise.succeed() }
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        stop()
         self.context = nil
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        close(context)
     }
 }
+
+@available(*, unavailable)
+extension InvalidationHandler: Sendable {}

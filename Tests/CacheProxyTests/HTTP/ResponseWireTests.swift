@@ -50,4 +50,18 @@ import Testing
         #expect(!ResponseWire.isChunked(HTTPResponseHead(version: .http1_0, status: .ok, headers: headers)))
         #expect(!ResponseWire.isChunked(HTTPResponseHead(version: .http1_1, status: .ok)))
     }
+
+    @Test func storedBlocksAreValidatedBeforeTheyAreWritten() {
+        #expect(ResponseWire.isValidHeaderBlock(ByteBuffer(string: "")))
+        #expect(ResponseWire.isValidHeaderBlock(ByteBuffer(string: "a: b\r\nx-y:\r\n")))
+        for forged in [
+            "a: b\r\n\r\nHTTP/1.1 200 OK\r\n",  // an empty line would end the head
+            "a: b\nset-cookie: x\r\n",  // bare LF
+            "a: b\rc\r\n",  // bare CR
+            "no colon\r\n", ": v\r\n", "a b: c\r\n", "a: b",  // not a header line, or cut
+            "a: b\u{0}c\r\n",
+        ] {
+            #expect(!ResponseWire.isValidHeaderBlock(ByteBuffer(string: forged)), "\(forged.debugDescription)")
+        }
+    }
 }

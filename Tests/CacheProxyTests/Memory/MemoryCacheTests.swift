@@ -79,6 +79,27 @@ import Testing
         #expect(cache.lookup("a1", now: 0) == nil)
     }
 
+    @Test func aLookupThatStartsAfterAnInvalidationIsKeptWhileAnOlderOneIsInFlight() {
+        // A hot key always has a lookup in flight: an invalidation must not stop it refilling.
+        let cache = Self.liveCache()
+        let old = try! #require(cache.beginFill("a1"))
+        cache.invalidate(digests: ["a1"])
+        let new = try! #require(cache.beginFill("a1"))
+        cache.finishFill(new, entry: Self.entry(), now: 0)
+        #expect(cache.lookup("a1", now: 0) != nil)
+        // The older reply, which the invalidation overtook, does not replace it... and is not kept.
+        cache.invalidate(digests: ["a1"])
+        cache.finishFill(old, entry: Self.entry(), now: 0)
+        #expect(cache.lookup("a1", now: 0) == nil)
+    }
+
+    @Test func entriesAreChargedForTheirBufferRoundedUpAsNIOAllocatesIt() {
+        // A 2.1 KB entry lives in a 4 KiB buffer.
+        let entry = Self.entry(body: 2_100)
+        #expect(MemoryCache.charge(entry) >= 4096)
+        #expect(MemoryCache.charge(entry) < 4096 + 512)
+    }
+
     @Test func onlyFreshEntriesAreKeptAndNoneIsServedPastItsTTL() {
         let cache = Self.liveCache()
         #expect(!Self.fill(cache, "a1", Self.entry(storedAt: 0, ttl: 1_000), now: 1_000))  // stale at read
