@@ -236,37 +236,144 @@ public struct RouteDefaults: Sendable {
 }
 
 /// One cached route.
+///
+/// A value type whose fields live in one shared, copy-on-write box: the request path copies
+/// routes many times per request (the exchange, its states, the store target), and each copy
+/// retained every set, array and string of the route; now a copy is one retain.
 public struct Route: Sendable {
+    /// The fields. Only mutated while uniquely referenced (``uniqueStorage()``), so sharing it
+    /// between threads is safe.
+    private final class Storage: @unchecked Sendable {
+        var name: String
+        var path: PathPattern
+        var methods: Set<String>
+        var ttl: TimeAmount
+        var query: QuerySelection
+        var vary: [String]
+        var statuses: Set<Int>
+        var maxBodyBytes: Int
+        var bypassHeaders: Set<String>
+        var tags: [TagTemplate]
+        var bodyKey: BodyKey
+        var stale: StaleSettings
+        var coalesceTimeout: TimeAmount
+        var coalesceAcrossInstances: Bool
+
+        init(path: PathPattern) {
+            self.name = ""
+            self.path = path
+            self.methods = []
+            self.ttl = .zero
+            self.query = .all
+            self.vary = []
+            self.statuses = []
+            self.maxBodyBytes = 0
+            self.bypassHeaders = []
+            self.tags = []
+            self.bodyKey = .raw
+            self.stale = StaleSettings()
+            self.coalesceTimeout = .zero
+            self.coalesceAcrossInstances = false
+        }
+
+        func copy() -> Storage {
+            let copy = Storage(path: path)
+            copy.name = name
+            copy.methods = methods
+            copy.ttl = ttl
+            copy.query = query
+            copy.vary = vary
+            copy.statuses = statuses
+            copy.maxBodyBytes = maxBodyBytes
+            copy.bypassHeaders = bypassHeaders
+            copy.tags = tags
+            copy.bodyKey = bodyKey
+            copy.stale = stale
+            copy.coalesceTimeout = coalesceTimeout
+            copy.coalesceAcrossInstances = coalesceAcrossInstances
+            return copy
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func uniqueStorage() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
     /// A short name for logs and metrics. Default: the path pattern.
-    public var name: String
+    public var name: String {
+        get { storage.name }
+        set { uniqueStorage().name = newValue }
+    }
     /// Which paths the route matches.
-    public var path: PathPattern
+    public var path: PathPattern {
+        get { storage.path }
+        set { uniqueStorage().path = newValue }
+    }
     /// Methods whose responses are cached. Default `[GET, HEAD]`. A HEAD request is answered
     /// from the GET entry.
-    public var methods: Set<String>
+    public var methods: Set<String> {
+        get { storage.methods }
+        set { uniqueStorage().methods = newValue }
+    }
     /// How long a stored response is served.
-    public var ttl: TimeAmount
+    public var ttl: TimeAmount {
+        get { storage.ttl }
+        set { uniqueStorage().ttl = newValue }
+    }
     /// Which query parameters enter the key.
-    public var query: QuerySelection
+    public var query: QuerySelection {
+        get { storage.query }
+        set { uniqueStorage().query = newValue }
+    }
     /// Lower-cased names of request headers whose values enter the key. Listing
     /// `authorization` or `cookie` here is what allows caching requests that carry them.
-    public var vary: [String]
+    public var vary: [String] {
+        get { storage.vary }
+        set { uniqueStorage().vary = newValue }
+    }
     /// Response statuses that are stored.
-    public var statuses: Set<Int>
+    public var statuses: Set<Int> {
+        get { storage.statuses }
+        set { uniqueStorage().statuses = newValue }
+    }
     /// Largest response (and request) body that is stored.
-    public var maxBodyBytes: Int
+    public var maxBodyBytes: Int {
+        get { storage.maxBodyBytes }
+        set { uniqueStorage().maxBodyBytes = newValue }
+    }
     /// Lower-cased request headers whose presence bypasses the cache on this route.
-    public var bypassHeaders: Set<String>
+    public var bypassHeaders: Set<String> {
+        get { storage.bypassHeaders }
+        set { uniqueStorage().bypassHeaders = newValue }
+    }
     /// Tags stored with each entry besides the route's name (and the origin's, see ``TagSettings``).
-    public var tags: [TagTemplate]
+    public var tags: [TagTemplate] {
+        get { storage.tags }
+        set { uniqueStorage().tags = newValue }
+    }
     /// How the request body enters the key.
-    public var bodyKey: BodyKey
+    public var bodyKey: BodyKey {
+        get { storage.bodyKey }
+        set { uniqueStorage().bodyKey = newValue }
+    }
     /// Serving past the TTL.
-    public var stale: StaleSettings
+    public var stale: StaleSettings {
+        get { storage.stale }
+        set { uniqueStorage().stale = newValue }
+    }
     /// How long a miss waits for a concurrent fetch of its key (coalescing); zero: off.
-    public var coalesceTimeout: TimeAmount
+    public var coalesceTimeout: TimeAmount {
+        get { storage.coalesceTimeout }
+        set { uniqueStorage().coalesceTimeout = newValue }
+    }
     /// Coalescing across instances (the fetch lease), not only within this one.
-    public var coalesceAcrossInstances: Bool
+    public var coalesceAcrossInstances: Bool {
+        get { storage.coalesceAcrossInstances }
+        set { uniqueStorage().coalesceAcrossInstances = newValue }
+    }
 
     /// Creates a route; unset settings come from `defaults`.
     public init(
@@ -286,6 +393,7 @@ public struct Route: Sendable {
         coalesceAcrossInstances: Bool? = nil,
         defaults: RouteDefaults = RouteDefaults()
     ) {
+        self.storage = Storage(path: path)
         self.name = name ?? path.description
         self.path = path
         self.methods = methods

@@ -4,6 +4,17 @@ import Testing
 @testable import CacheProxy
 
 @Suite struct ProxyConfigurationTests {
+    @Test func routesAreValuesThoughTheirFieldsAreShared() throws {
+        let original = Route(name: "a", path: try PathPattern("/a/*"), ttl: .seconds(5), vary: ["X-A"])
+        var copy = original
+        copy.ttl = .seconds(9)
+        copy.vary.append("x-b")
+        copy.name = "b"
+        #expect(original.ttl == .seconds(5) && original.vary == ["x-a"] && original.name == "a")
+        #expect(copy.ttl == .seconds(9) && copy.vary == ["x-a", "x-b"] && copy.name == "b")
+        #expect(copy.path == original.path)
+    }
+
     static let full = """
         listen: 127.0.0.1:8080
         upstream: http://127.0.0.1:7000
