@@ -12,9 +12,13 @@ import NIOCore
 ///
 /// Everything is length-prefixed before hashing, so no choice of values can make two different
 /// requests collide by concatenation. The Redis key is `prefix + "v2:" + hex(SHA-256)`; the
-/// version tag changes whenever this layout, the stored entry format or the index kept next
-/// to entries does (v2: the tag index of ``CacheIndexScripts``, and sorted query names).
-public struct CacheKey: Sendable, Hashable {
+/// version tag changes whenever this layout or the index kept next to entries does (v2: the tag
+/// index of ``CacheIndexScripts``, and sorted query names). The stored entry has its own
+/// version byte (``CacheEntryCodec/version``).
+///
+/// Immutable, and a class: a key travels through the request's states and actions, and copying
+/// a struct of seven strings and arrays retained each of them every time.
+public final class CacheKey: Sendable, Hashable {
     /// The method the entry is stored under (`GET` for a HEAD request).
     public let method: String
     /// Lower-cased Host header, or empty when the request had none.
@@ -48,6 +52,16 @@ public struct CacheKey: Sendable, Hashable {
         self.bodyDigest = bodyDigest
         self.vary = vary
         self.digest = Self.computeDigest(method: method, host: self.host, path: path, query: query, bodyDigest: bodyDigest, vary: vary)
+    }
+
+    public static func == (lhs: CacheKey, rhs: CacheKey) -> Bool {
+        lhs === rhs
+            || (lhs.digest == rhs.digest && lhs.method == rhs.method && lhs.host == rhs.host && lhs.path == rhs.path
+                && lhs.query == rhs.query && lhs.bodyDigest == rhs.bodyDigest && lhs.vary == rhs.vary)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(digest)
     }
 
     /// Hex SHA-256 of `body`, or nil when it is empty.
