@@ -56,6 +56,8 @@ public final class RedisInvalidationListener: Sendable {
         var subscribedAt: NIODeadline?
         /// An outage was logged; the next subscription says it is over.
         var outageLogged = false
+        /// Tests: how long the next connections hold every byte from Redis before handling it.
+        var pushDelay = TimeAmount.zero
     }
 
     /// - Parameters:
@@ -96,6 +98,12 @@ public final class RedisInvalidationListener: Sendable {
         memory.coherenceChanged(live: false)
     }
 
+    /// Tests: delays everything Redis sends on connections made from now on, as a slow network
+    /// would (proves that purges wait for their invalidations).
+    func setPushDelayForTesting(_ delay: TimeAmount) {
+        state.withLockedValue { $0.pushDelay = delay }
+    }
+
     /// How many times it has subscribed (for tests: a reconnect shows as an increase).
     public var subscriptions: Int { state.withLockedValue { $0.connects } }
 
@@ -133,6 +141,7 @@ public final class RedisInvalidationListener: Sendable {
         let memory = self.memory
         let acknowledgements = handshake.count - 1
         let heartbeat = self.heartbeat
+        let pushDelay = state.withLockedValue { $0.pushDelay }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -143,6 +152,7 @@ public final class RedisInvalidationListener: Sendable {
                         prefix: prefix, memory: memory, acknowledgements: acknowledgements, heartbeat: heartbeat,
                         onSubscribed: { [weak self] in self?.subscribed() },
                         onRefused: { [weak self] error in self?.refused(error) })
+                    if pushDelay > .zero { try channel.pipeline.syncOperations.addHandler(DelayedInbound(delay: pushDelay)) }
                     try channel.pipeline.syncOperations.addHandler(handler)
                     self.state.withLockedValue { $0.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
@@ -421,3 +431,19 @@ final class InvalidationHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension InvalidationHandler: Sendable {}
+
+/// Tests: passes every read on after `delay`, in order.
+private final class DelayedInbound: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let delay: TimeAmount
+    private var held = CircularBuffer<NIOAny>()
+
+    init(delay: TimeAmount) { self.delay = delay }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        held.append(data)
+        context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            if let data = self.held.popFirst() { context.fireChannelRead(data) }
+        }
+    }
+}

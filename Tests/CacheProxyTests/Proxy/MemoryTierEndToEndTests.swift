@@ -83,6 +83,31 @@ extension SharedCacheHarness {
         }
     }
 
+    @Test func aPurgeAnswersOnlyOnceItsInvalidationsReachedTheWritingInstance() async throws {
+        try await withSharedCache { h in
+            try await h.waitForListeners()
+            let a = h.clients[0]
+            // A's listener gets everything from Redis 300 ms late, as over a slow network.
+            let before = h.proxies[0].invalidations.subscriptions
+            h.proxies[0].invalidations.setPushDelayForTesting(.milliseconds(300))
+            _ = try await h.redis("CLIENT", "KILL", "TYPE", "pubsub")
+            #expect(try await waitUntil(10) { h.proxies[0].invalidations.subscriptions > before })
+            try await h.warmMemory(a, "/users/by-nick/alice")
+            let started = Date()
+            #expect(try await h.purge(#"{"tags": ["user:alice"]}"#, on: 0).status == .ok)
+            // The purge waited for its barrier, behind the delayed push...
+            #expect(Date().timeIntervalSince(started) >= 0.25)
+            // ...so A never serves the purged entry from memory, even for a moment.
+            let read = try await a.get("/users/by-nick/alice")
+            #expect(!read.fromMemory && read.xCache == "MISS")
+            // The same for a write's invalidation rule.
+            try await h.warmMemory(a, "/users/all")
+            #expect(try await a.send(.POST, "/users/create", json: #"{"nick":"dave","name":"Dave"}"#).status == .created)
+            let list = try await a.get("/users/all")
+            #expect(!list.fromMemory && list.text.contains("dave"))
+        }
+    }
+
     @Test func aPurgeWhileTheListenerIsDownIsNeverServedFromMemory() async throws {
         try await withSharedCache { h in
             try await h.waitForListeners()
