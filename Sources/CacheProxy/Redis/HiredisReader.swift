@@ -3,16 +3,19 @@ import NIOCore
 
 /// Incremental RESP parser backed by hiredis's `redisReader`.
 ///
+/// hiredis parses; the reply objects are ours (``ReplyNode``, built by the callbacks of
+/// ``replyFunctions``): a bulk string is copied once, from hiredis's read buffer straight into
+/// its `ByteBuffer`, instead of into a `redisReply` first and then again into the buffer.
+///
 /// Owns the C reader and frees it in `deinit`. Not `Sendable`: it belongs to one connection and
 /// is used only on that connection's event loop. Feed it bytes as they arrive and pull complete
 /// replies out; a reply split across any number of reads decodes the same as one read whole.
 final class HiredisReader {
     private let reader: UnsafeMutablePointer<redisReader>
-    private let allocator: ByteBufferAllocator
 
-    /// Creates a reader. `allocator` makes the buffers of bulk-string replies (default: a new one).
-    init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
-        guard let reader = redisReaderCreate() else {
+    /// Creates a reader.
+    init() {
+        guard let reader = redisReaderCreateWithFunctions(replyFunctions) else {
             fatalError("hiredis could not allocate a reader (out of memory)")
         }
         // hiredis frees its buffer whenever it is empty with more than 16 KiB unused (its
@@ -20,7 +23,6 @@ final class HiredisReader {
         // fresh pages each time (16% of the CPU on 100 KB Redis hits in `perf`). Keep up to 1 MiB.
         chiredis_reader_set_max_buffer(reader, Self.maxIdleBuffer)
         self.reader = reader
-        self.allocator = allocator
     }
 
     /// Unused buffer space the reader keeps between replies.
@@ -67,48 +69,7 @@ final class HiredisReader {
         var raw: UnsafeMutableRawPointer?
         guard redisReaderGetReply(reader, &raw) == REDIS_OK else { throw readerError() }
         guard let raw else { return nil }
-        defer { freeReplyObject(raw) }
-        return convert(raw.assumingMemoryBound(to: redisReply.self))
-    }
-
-    /// Copies a hiredis reply tree into Swift values. String bytes are copied by length.
-    private func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
-        let r = reply.pointee
-        switch r.type {
-        case REDIS_REPLY_STRING:
-            return .bulkString(copyBytes(r.str, r.len))
-        case REDIS_REPLY_STATUS:
-            return .simpleString(copyString(r.str, r.len))
-        case REDIS_REPLY_ERROR:
-            return .error(RedisServerError(message: copyString(r.str, r.len)))
-        case REDIS_REPLY_INTEGER:
-            return .integer(Int64(r.integer))
-        case REDIS_REPLY_NIL:
-            return .null
-        case REDIS_REPLY_ARRAY:
-            var values: [RedisValue] = []
-            values.reserveCapacity(r.elements)
-            for index in 0..<r.elements {
-                guard let element = r.element[index] else {
-                    values.append(.null)
-                    continue
-                }
-                values.append(convert(element))
-            }
-            return .array(values)
-        default:
-            return .error(RedisServerError(message: "ERR unknown reply type \(r.type)"))
-        }
-    }
-
-    private func copyBytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> ByteBuffer {
-        guard let pointer, length > 0 else { return allocator.buffer(capacity: 0) }
-        return allocator.buffer(bytes: UnsafeRawBufferPointer(start: pointer, count: length))
-    }
-
-    private func copyString(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> String {
-        guard let pointer, length > 0 else { return "" }
-        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+        return Unmanaged<ReplyNode>.fromOpaque(raw).takeRetainedValue().value()
     }
 
     private func readerError() -> RedisClientError {
@@ -119,3 +80,84 @@ final class HiredisReader {
 
 @available(*, unavailable)
 extension HiredisReader: Sendable {}
+
+/// One node of a reply being built by hiredis's callbacks: the root is retained by the pointer
+/// handed to hiredis (released by ``HiredisReader/next()``, or by `freeObject` when hiredis gives
+/// up on a malformed reply); every other node is owned by its parent's `elements`.
+final class ReplyNode {
+    enum Kind {
+        case bytes(ByteBuffer)
+        case status(String)
+        case error(String)
+        case integer(Int64)
+        case null
+        case array
+    }
+
+    let kind: Kind
+    var elements: [ReplyNode?]
+
+    init(_ kind: Kind, elements: Int = 0) {
+        self.kind = kind
+        self.elements = Array(repeating: nil, count: elements)
+    }
+
+    func value() -> RedisValue {
+        switch kind {
+        case .bytes(let bytes): return .bulkString(bytes)
+        case .status(let text): return .simpleString(text)
+        case .error(let text): return .error(RedisServerError(message: text))
+        case .integer(let value): return .integer(value)
+        case .null: return .null
+        case .array: return .array(elements.map { $0?.value() ?? .null })
+        }
+    }
+
+    /// Hands `node` to hiredis: the root retained, a child stored in its parent.
+    static func attach(_ node: ReplyNode, to task: UnsafePointer<redisReadTask>) -> UnsafeMutableRawPointer {
+        guard let parent = task.pointee.parent, let parentObject = parent.pointee.obj else {
+            return Unmanaged.passRetained(node).toOpaque()
+        }
+        let parentNode = Unmanaged<ReplyNode>.fromOpaque(parentObject).takeUnretainedValue()
+        let index = Int(task.pointee.idx)
+        if index >= 0, index < parentNode.elements.count { parentNode.elements[index] = node }
+        return Unmanaged.passUnretained(node).toOpaque()
+    }
+}
+
+/// The callbacks hiredis builds replies with (it keeps the pointer: allocated once, never freed).
+private nonisolated(unsafe) let replyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+    let functions = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    functions.initialize(
+        to: redisReplyObjectFunctions(
+            createString: { task, pointer, length in
+                guard let task else { return nil }
+                let bytes = UnsafeRawBufferPointer(start: pointer, count: length)
+                let kind: ReplyNode.Kind
+                switch task.pointee.type {
+                case REDIS_REPLY_STATUS: kind = .status(String(decoding: bytes, as: UTF8.self))
+                case REDIS_REPLY_ERROR: kind = .error(String(decoding: bytes, as: UTF8.self))
+                default: kind = .bytes(length > 0 ? replyAllocator.buffer(bytes: bytes) : ByteBuffer())
+                }
+                return ReplyNode.attach(ReplyNode(kind), to: task)
+            },
+            createArray: { task, count in
+                guard let task else { return nil }
+                return ReplyNode.attach(ReplyNode(.array, elements: max(0, Int(count))), to: task)
+            },
+            createInteger: { task, value in
+                guard let task else { return nil }
+                return ReplyNode.attach(ReplyNode(.integer(Int64(value))), to: task)
+            },
+            createNil: { task in
+                guard let task else { return nil }
+                return ReplyNode.attach(ReplyNode(.null), to: task)
+            },
+            freeObject: { object in
+                guard let object else { return }
+                Unmanaged<ReplyNode>.fromOpaque(object).release()
+            }))
+    return functions
+}()
+
+private let replyAllocator = ByteBufferAllocator()

@@ -118,4 +118,34 @@ import Testing
         }
         #expect(!finished && count == 3)
     }
+
+    @Test func aReplyAbandonedHalfBuiltIsFreedWithTheReader() throws {
+        // The root array exists and holds a child when the bytes turn bad, or when the reader
+        // goes away: hiredis hands the root to our freeObject, which releases the whole tree.
+        for tail in ["!bad\r\n", ""] {
+            let reader = HiredisReader()
+            try reader.feed(ByteBuffer(string: "*3\r\n$1\r\na\r\n*2\r\n:1\r\n" + tail))
+            if tail.isEmpty {
+                #expect(try reader.next() == nil)
+            } else {
+                #expect(throws: RedisClientError.self) { try reader.next() }
+            }
+        }
+    }
+
+    @Test func nestedRepliesKeepTheirShapeAcrossReads() throws {
+        let reply = "*2\r\n*2\r\n$3\r\nabc\r\n$-1\r\n*1\r\n*1\r\n:5\r\n"
+        let expected: RedisValue = .array([.array([.bulkString(ByteBuffer(string: "abc")), .null]), .array([.array([.integer(5)])])])
+        for split in 1..<reply.utf8.count {
+            let reader = HiredisReader()
+            let bytes = Array(reply.utf8)
+            try reader.feed(ByteBuffer(bytes: bytes[..<split]))
+            var value = try reader.next()
+            if value == nil {
+                try reader.feed(ByteBuffer(bytes: bytes[split...]))
+                value = try reader.next()
+            }
+            #expect(value == expected)
+        }
+    }
 }
