@@ -132,52 +132,33 @@ public final class RedisInvalidationListener: Sendable {
 
     private func connect() {
         guard !state.withLockedValue({ $0.closed }) else { return }
-        var handshake: [RedisCommand] = []
-        if let password = url.password {
-            handshake.append(RedisCommand("AUTH", (url.username.map { [.string($0)] } ?? []) + [.string(password)]))
-        }
-        handshake.append(RedisCommand("CLIENT", ["ID"]))
+        let handshake = DedicatedRedisConnection.authentication(url) + [RedisCommand("CLIENT", ["ID"])]
         let prefix = trackedPrefix
         let memory = self.memory
         let acknowledgements = handshake.count - 1
         let heartbeat = self.heartbeat
         let pushDelay = state.withLockedValue { $0.pushDelay }
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = InvalidationHandler(
-                        prefix: prefix, memory: memory, acknowledgements: acknowledgements, heartbeat: heartbeat,
-                        onSubscribed: { [weak self] in self?.subscribed() },
-                        onRefused: { [weak self] error in self?.refused(error) })
-                    if pushDelay > .zero { try channel.pipeline.syncOperations.addHandler(DelayedInbound(delay: pushDelay)) }
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    self.state.withLockedValue { $0.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+        DedicatedRedisConnection.open(
+            url: url, eventLoop: eventLoop, connectTimeout: connectTimeout, handshake: handshake,
+            initialize: { channel in
+                let handler = InvalidationHandler(
+                    prefix: prefix, memory: memory, acknowledgements: acknowledgements, heartbeat: heartbeat,
+                    onSubscribed: { [weak self] in self?.subscribed() },
+                    onRefused: { [weak self] error in self?.refused(error) })
+                if pushDelay > .zero { try channel.pipeline.syncOperations.addHandler(DelayedInbound(delay: pushDelay)) }
+                try channel.pipeline.syncOperations.addHandler(handler)
+                self.state.withLockedValue { $0.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+            },
+            claim: { channel in
+                self.state.withLockedValue { state in
+                    if !state.closed { state.channel = channel }
+                    return !state.closed
                 }
-            }
-            .connect(host: url.host, port: url.port)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    let closed = self.state.withLockedValue { state -> Bool in
-                        if !state.closed { state.channel = channel }
-                        return state.closed
-                    }
-                    if closed {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    var buffer = channel.allocator.buffer(capacity: 128)
-                    for command in handshake { buffer.writeImmutableBuffer(command.encoded) }
-                    channel.writeAndFlush(buffer, promise: nil)
-                    channel.closeFuture.whenComplete { _ in self.lost() }
-                case .failure(let error):
-                    self.logger.debug("Redis invalidation listener could not connect", metadata: ["error": "\(error)"])
-                    self.lost()
-                }
-            }
+            },
+            closed: { error in
+                if let error { self.logger.debug("Redis invalidation listener could not connect", metadata: ["error": "\(error)"]) }
+                self.lost()
+            })
     }
 
     private func subscribed() {

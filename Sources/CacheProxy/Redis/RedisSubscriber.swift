@@ -60,44 +60,30 @@ public final class RedisSubscriber: Sendable {
 
     private func connect() {
         guard !state.withLockedValue({ $0.closed }) else { return }
-        var commands: [RedisCommand] = []
-        if let password = url.password {
-            commands.append(RedisCommand("AUTH", (url.username.map { [.string($0)] } ?? []) + [.string(password)]))
-        }
-        commands.append(RedisCommand("SUBSCRIBE", [.string(channelName)]))
-        let handler = SubscriberHandler(
-            channelName: channelName, handshake: commands.count, onMessage: onMessage,
-            onSubscribed: { [weak self] in
-                self?.state.withLockedValue { $0.attempt = 0 }
-                self?.onConnectionChange(true)
-            })
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
-            }
-            .connect(host: url.host, port: url.port)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    let closed = self.state.withLockedValue { state -> Bool in
-                        if !state.closed { state.channel = channel }
-                        return state.closed
-                    }
-                    if closed {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    var buffer = channel.allocator.buffer(capacity: 128)
-                    for command in commands { buffer.writeImmutableBuffer(command.encoded) }
-                    channel.writeAndFlush(buffer, promise: nil)
-                    channel.closeFuture.whenComplete { _ in self.lost() }
-                case .failure(let error):
-                    self.logger.debug("Redis subscriber could not connect", metadata: ["error": "\(error)"])
-                    self.lost()
+        let commands = DedicatedRedisConnection.authentication(url) + [RedisCommand("SUBSCRIBE", [.string(channelName)])]
+        let channelName = self.channelName
+        let onMessage = self.onMessage
+        DedicatedRedisConnection.open(
+            url: url, eventLoop: eventLoop, connectTimeout: connectTimeout, handshake: commands,
+            initialize: { channel in
+                let handler = SubscriberHandler(
+                    channelName: channelName, handshake: commands.count, onMessage: onMessage,
+                    onSubscribed: { [weak self] in
+                        self?.state.withLockedValue { $0.attempt = 0 }
+                        self?.onConnectionChange(true)
+                    })
+                try channel.pipeline.syncOperations.addHandler(handler)
+            },
+            claim: { channel in
+                self.state.withLockedValue { state in
+                    if !state.closed { state.channel = channel }
+                    return !state.closed
                 }
-            }
+            },
+            closed: { error in
+                if let error { self.logger.debug("Redis subscriber could not connect", metadata: ["error": "\(error)"]) }
+                self.lost()
+            })
     }
 
     private func lost() {

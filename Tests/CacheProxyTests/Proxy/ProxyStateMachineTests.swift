@@ -53,6 +53,23 @@ import Testing
         #expect(m.isIdle)
     }
 
+    @Test func aMemoryHitIsAHitThatSaysSoAndWritesTheStoredBlockAsItIs() throws {
+        var m = Self.machine()
+        _ = m.requestHead(Self.get)
+        _ = m.requestEnd()
+        let actions = m.lookupCompleted(request: 1, .fresh(Self.entry), now: 1_005_000, fromMemory: true)
+        #expect(
+            describe(actions) == [
+                "writeHead 200 HIT memory age=5", "writeBody 6", "log GET /c 200 HIT", "writeEnd keep-alive", "setTimer client",
+            ])
+        guard case .writeEncodedHead(let bytes) = actions.first else { throw TestFailure("no encoded head") }
+        #expect(
+            String(buffer: bytes)
+                == "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nage: 5\r\nx-cache: HIT\r\n"
+                + "cache-status: cache-proxy; hit; ttl=25; detail=memory\r\n\r\n")
+        #expect(m.isIdle)
+    }
+
     @Test func missIsStoredThenAnswered() {
         var m = Self.machine()
         _ = m.requestHead(Self.get)
